@@ -1,0 +1,71 @@
+// Builds the commander program: global options, every command, and usage-error handling.
+// Command modules are light (they import their engine/package code lazily inside the
+// action), so building the whole program costs little at start-up.
+import { Command, CommanderError, Option } from 'commander';
+import { AionError } from '../errors.js';
+import { Output, type Streams } from './output.js';
+import { COMMANDS } from './commands/index.js';
+
+export const VERSION = '0.1.0';
+
+export function buildProgram(streams: Streams = process): Command {
+  const program = new Command('aion');
+  program
+    .description('Deploy versioned durable-workflow packages into an embedded engine.')
+    .version(VERSION, '-V, --version', 'print the aion version')
+    .helpOption('-h, --help', 'show help')
+    .addOption(new Option('--state-dir <dir>', 'state directory (default: $AION_STATE_DIR or ./.aion-state)'))
+    .option('--json', 'print exactly one JSON document on stdout, for success and failure')
+    .option('--no-color', 'no ANSI colour (also with NO_COLOR or when stdout is not a terminal)')
+    .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for a state directory held by another aion (default: 30)'))
+    .showSuggestionAfterError(true)
+    .configureOutput({
+      writeOut: (s) => streams.stdout.write(s),
+      writeErr: (s) => streams.stderr.write(s),
+      // Usage errors are rendered by us (JSON-aware); commander only supplies the message.
+      outputError: () => {},
+    })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion pack fixtures/hello_v1 --out hello.aion
+  $ aion load hello.aion
+  $ aion versions
+  $ aion route hello 3f2a9c
+  $ aion unload hello 3f2a9c --json
+
+Exit codes: 0 ok, 1 internal, 2 usage, 3 not_found, 4 version_pinned, 5 route_active,
+6 invalid_package, 7 manifest_mismatch, 8 state_busy, 9 shutting_down, 10 store, 11 conflict.`,
+    );
+  for (const register of COMMANDS) register(program, streams);
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput({
+      writeOut: (s) => streams.stdout.write(s),
+      writeErr: (s) => streams.stderr.write(s),
+      outputError: () => {},
+    });
+  }
+  return program;
+}
+
+/** Parses argv and runs the command; resolves to the process exit code. */
+export async function runCli(argv: string[], streams: Streams = process): Promise<number> {
+  const program = buildProgram(streams);
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+        return 0;
+      }
+      const message = error.message.replace(/^error:\s*/, '');
+      const out = new Output(streams, { json, color: !argv.includes('--no-color') && !process.env.NO_COLOR });
+      return out.error(new AionError('usage', message, { hint: "run 'aion --help' or 'aion <command> --help'" }));
+    }
+    throw error;
+  }
+}

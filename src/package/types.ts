@@ -1,0 +1,61 @@
+// The shapes of the .aion package format. See README "Package format" and the CLI contract.
+
+/** The only manifest format this build reads and writes. */
+export const FORMAT_VERSION = 1;
+
+/** `manifest.json` inside an archive. Keys are exactly these; unknown keys are refused. */
+export interface Manifest {
+  format_version: number;
+  /** Equal to entry_module: a workflow's type is the logical name of its entry module. */
+  workflow_type: string;
+  entry_module: string;
+  entry_function: string;
+  timeout_seconds: number;
+  activities: string[];
+  /** The content hash of the modules (64 lowercase hex). Must equal the computed one. */
+  version: string;
+  /** Every module, ascending byte order of name, with its exact byte length. */
+  modules: ManifestModule[];
+}
+
+export interface ManifestModule {
+  name: string;
+  bytes: number;
+}
+
+/** A validated package, fully in memory. */
+export interface AionPackage {
+  manifest: Manifest;
+  /** Content hash (== manifest.version). */
+  version: string;
+  /** SHA-256 hex of the canonical manifest JSON. */
+  manifestDigest: string;
+  /** Module source bytes by logical name, in ascending byte order of name. */
+  modules: Map<string, Uint8Array>;
+  /** Files shipped under src/, by path relative to src/ (never part of the version). */
+  sources: Map<string, Uint8Array>;
+  /** Size of the archive it was read from. */
+  archiveBytes: number;
+}
+
+/** Bounds a reader enforces before and while inflating; each breach is `invalid_package`. */
+export interface PackageLimits {
+  maxArchiveBytes: number;
+  maxInflatedBytes: number;
+  maxEntries: number;
+  maxEntryBytes: number;
+  maxManifestBytes: number;
+  /** Largest inflated/compressed ratio, applied to entries above `ratioFloorBytes`. */
+  maxCompressionRatio: number;
+  ratioFloorBytes: number;
+}
+
+export const DEFAULT_LIMITS: Readonly<PackageLimits> = {
+  maxArchiveBytes: 256 * 1024 * 1024,
+  maxInflatedBytes: 512 * 1024 * 1024,
+  maxEntries: 10_000,
+  maxEntryBytes: 64 * 1024 * 1024,
+  maxManifestBytes: 1024 * 1024,
+  maxCompressionRatio: 100,
+  ratioFloorBytes: 64 * 1024,
+};
