@@ -1,0 +1,208 @@
+// WorkflowCatalog: which versions are loaded and which one each workflow type routes to.
+//
+// Readers take the current snapshot, an immutable value replaced whole by every mutation, so
+// they never wait on a mutation and never see half of one. Mutations are serialized by the
+// catalog mutation lock (lock order everywhere: the engine's deploy lock first, then this).
+// A start resolves the routed version and holds an in-flight pin on it until the start is
+// durably recorded; unload refuses while such a pin exists.
+import { AionError } from '../errors.js';
+import { Mutex } from '../concurrency.js';
+import type { Manifest } from '../package/types.js';
+
+export interface VersionEntry {
+  readonly workflowType: string;
+  readonly version: string;
+  readonly manifest: Manifest;
+  readonly manifestDigest: string;
+  readonly deployedEntryModule: string;
+  readonly entryFunction: string;
+  /** RFC 3339 UTC. */
+  readonly loadedAt: string;
+  readonly moduleNames: readonly string[];
+  readonly archiveBytes: number;
+}
+
+export interface CatalogSnapshot {
+  readonly versions: ReadonlyMap<string, ReadonlyMap<string, VersionEntry>>;
+  readonly routes: ReadonlyMap<string, string>;
+}
+
+/** An in-flight start's hold on a version; `release` is idempotent and must run on every path. */
+export interface StartPin {
+  readonly entry: VersionEntry;
+  release(): void;
+}
+
+const EMPTY: CatalogSnapshot = Object.freeze({ versions: new Map(), routes: new Map() });
+
+const HEX = /^[0-9a-f]+$/;
+
+export class WorkflowCatalog {
+  private current: CatalogSnapshot = EMPTY;
+  private readonly mutation = new Mutex();
+  private readonly startPins = new Map<string, number>();
+
+  snapshot(): CatalogSnapshot {
+    return this.current;
+  }
+
+  /** Takes the catalog mutation lock. Callers must already hold the deploy lock. */
+  beginMutation(): Promise<() => void> {
+    return this.mutation.lock();
+  }
+
+  get(workflowType: string, version: string): VersionEntry | undefined {
+    return this.current.versions.get(workflowType)?.get(version);
+  }
+
+  routed(workflowType: string): VersionEntry | undefined {
+    const version = this.current.routes.get(workflowType);
+    return version === undefined ? undefined : this.get(workflowType, version);
+  }
+
+  /** Versions of a type in load order (oldest first). */
+  versionsOf(workflowType: string): VersionEntry[] {
+    return [...(this.current.versions.get(workflowType)?.values() ?? [])].sort(byLoadedAt);
+  }
+
+  /** Every loaded version sorted by (workflow_type, loaded_at). */
+  list(workflowType?: string): VersionEntry[] {
+    const types = workflowType === undefined ? [...this.current.versions.keys()].sort() : [workflowType];
+    return types.flatMap((t) => this.versionsOf(t));
+  }
+
+  /**
+   * Resolves a full version or a unique prefix (≥ 4 hex characters) among the loaded versions
+   * of a type. Fails `usage` for a malformed or ambiguous reference (listing the candidates)
+   * and `not_found` (with `error.loaded`) when nothing matches.
+   */
+  resolve(workflowType: string, ref: string): VersionEntry {
+    const lowered = ref.toLowerCase();
+    if (!HEX.test(lowered) || lowered.length < 4 || lowered.length > 64) {
+      throw new AionError('usage', `'${ref}' is not a version: expected 4 to 64 hex characters (a content hash or a unique prefix of one)`);
+    }
+    const loaded = this.versionsOf(workflowType);
+    const matches = loaded.filter((e) => e.version.startsWith(lowered));
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length > 1) {
+      throw new AionError('usage', `version prefix '${ref}' is ambiguous for workflow type '${workflowType}': it matches ${matches.map((e) => e.version).join(', ')}`, {
+        details: { candidates: matches.map((e) => e.version) },
+        hint: 'give more characters of the version',
+      });
+    }
+    throw notLoaded(workflowType, ref, loaded);
+  }
+
+  /**
+   * Resolves the routed version of a type for a new start and pins it until `release`.
+   * Fails `not_found` when the type has no routed version.
+   */
+  pinStart(workflowType: string): StartPin {
+    const entry = this.routed(workflowType);
+    if (!entry) {
+      throw new AionError('not_found', `workflow type '${workflowType}' has no loaded version`, {
+        details: { workflow_type: workflowType },
+        hint: `load a package for it first: aion load <archive>`,
+      });
+    }
+    return this.pin(entry);
+  }
+
+  /** Pins a specific loaded version (a child or successor recorded earlier with it). */
+  pin(entry: VersionEntry): StartPin {
+    const k = pinKey(entry.workflowType, entry.version);
+    this.startPins.set(k, (this.startPins.get(k) ?? 0) + 1);
+    let released = false;
+    return {
+      entry,
+      release: () => {
+        if (released) return;
+        released = true;
+        const n = (this.startPins.get(k) ?? 1) - 1;
+        if (n <= 0) this.startPins.delete(k);
+        else this.startPins.set(k, n);
+      },
+    };
+  }
+
+  inFlightStarts(workflowType: string, version: string): number {
+    return this.startPins.get(pinKey(workflowType, version)) ?? 0;
+  }
+
+  // --- mutations: callers hold the mutation lock -------------------------------------------
+
+  /** Adds (or keeps) a version and optionally routes its type to it, in one swap. */
+  commitLoad(entry: VersionEntry, route: boolean): void {
+    const versions = new Map(this.current.versions);
+    const ofType = new Map(versions.get(entry.workflowType) ?? []);
+    if (!ofType.has(entry.version)) ofType.set(entry.version, entry);
+    versions.set(entry.workflowType, ofType);
+    const routes = new Map(this.current.routes);
+    if (route) routes.set(entry.workflowType, entry.version);
+    this.swap({ versions, routes });
+  }
+
+  commitRoute(workflowType: string, version: string): void {
+    if (!this.get(workflowType, version)) throw new Error(`internal: route to unloaded ${workflowType} ${version}`);
+    const routes = new Map(this.current.routes);
+    routes.set(workflowType, version);
+    this.swap({ versions: this.current.versions, routes });
+  }
+
+  /**
+   * Removes a version so that no resolution can produce it from now on; returns it so that
+   * `restore` can put it back if the unload is refused. The version must not be routed.
+   */
+  swapOut(workflowType: string, version: string): VersionEntry {
+    const entry = this.get(workflowType, version);
+    if (!entry) throw new Error(`internal: swap out of unloaded ${workflowType} ${version}`);
+    if (this.current.routes.get(workflowType) === version) throw new Error('internal: swap out of the routed version');
+    const versions = new Map(this.current.versions);
+    const ofType = new Map(versions.get(workflowType));
+    ofType.delete(version);
+    if (ofType.size === 0) versions.delete(workflowType);
+    else versions.set(workflowType, ofType);
+    this.swap({ versions, routes: this.current.routes });
+    return entry;
+  }
+
+  restore(entry: VersionEntry): void {
+    this.commitLoad(entry, false);
+  }
+
+  /** Replaces the whole state (startup restore). */
+  reset(entries: VersionEntry[], routes: Map<string, string>): void {
+    const versions = new Map<string, Map<string, VersionEntry>>();
+    for (const e of entries) {
+      let ofType = versions.get(e.workflowType);
+      if (!ofType) versions.set(e.workflowType, (ofType = new Map()));
+      ofType.set(e.version, e);
+    }
+    this.swap({ versions, routes: new Map(routes) });
+  }
+
+  private swap(next: CatalogSnapshot): void {
+    this.current = Object.freeze(next);
+  }
+}
+
+export function notLoaded(workflowType: string, ref: string, loaded: VersionEntry[]): AionError {
+  if (loaded.length === 0) {
+    return new AionError('not_found', `workflow type '${workflowType}' has no loaded versions`, {
+      details: { workflow_type: workflowType, version: ref, loaded: [] },
+      hint: "see what is loaded with 'aion versions'",
+    });
+  }
+  return new AionError('not_found', `version '${ref}' of workflow type '${workflowType}' is not loaded (loaded: ${loaded.map((e) => e.version.slice(0, 12)).join(', ')})`, {
+    details: { workflow_type: workflowType, version: ref, loaded: loaded.map((e) => e.version) },
+    hint: `see the loaded versions with 'aion versions ${workflowType}'`,
+  });
+}
+
+function pinKey(workflowType: string, version: string): string {
+  return `${workflowType}\x00${version}`;
+}
+
+function byLoadedAt(a: VersionEntry, b: VersionEntry): number {
+  return a.loadedAt < b.loadedAt ? -1 : a.loadedAt > b.loadedAt ? 1 : a.version < b.version ? -1 : 1;
+}

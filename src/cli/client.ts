@@ -1,0 +1,29 @@
+// Opening the client from a command: wires waiting notices and warnings to stderr and always
+// closes the client, on success and failure.
+import type { Client } from '../client/client.js';
+import { describeHolder } from '../store/holder.js';
+import type { CommandContext } from './context.js';
+
+export async function withClient<T>(
+  ctx: CommandContext,
+  options: { write: boolean; command: string },
+  fn: (client: Client) => Promise<T>,
+): Promise<T> {
+  const { openClient } = await import('../client/client.js');
+  const client = await openClient({
+    stateDir: ctx.globals.stateDir,
+    lockTimeoutMs: ctx.globals.lockTimeoutMs,
+    write: options.write,
+    command: `aion ${options.command}`,
+    onWait: (holder) =>
+      process.stderr.write(
+        `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
+      ),
+    onWarning: (message) => ctx.out.warn(message),
+  });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}

@@ -1,0 +1,62 @@
+// aion load <archive> [--dry-run] [--message <text>]
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import { withClient } from '../client.js';
+import { shortVersion } from '../render.js';
+import type { Register } from './index.js';
+
+export const registerLoad: Register = (program: Command, streams) => {
+  program
+    .command('load')
+    .summary('load a package and route new runs of its workflow type to it')
+    .description(
+      'Validate an .aion archive, register its modules, verify its entry function, persist it and atomically\n' +
+        'route new starts of its workflow type to it. Runs already started keep their version.\n' +
+        'Re-loading a loaded version registers nothing but re-points the route at it (a re-deploy).',
+    )
+    .argument('<archive>', 'path of the .aion archive (see aion pack)')
+    .option('--dry-run', 'validate and report what would happen, changing nothing')
+    .option('-m, --message <text>', 'note recorded in the deploy history')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion load hello.aion
+  $ aion load hello.aion --dry-run --json
+  $ aion load build/order.aion -m "hotfix: retry charge"`,
+    )
+    .action(
+      action(async (ctx, archive: string, opts: { dryRun?: boolean; message?: string }) => {
+        const result = await withClient(ctx, { write: !opts.dryRun, command: `load ${archive}` }, (client) =>
+          client.load(archive, { dryRun: opts.dryRun, message: opts.message }),
+        );
+        const { c } = ctx.out;
+        const v = shortVersion(ctx.out, result.version);
+        const prev = result.previous ? shortVersion(ctx.out, result.previous) : null;
+        ctx.out.result(
+          {
+            workflow_type: result.workflow_type,
+            version: result.version,
+            deployed_entry_module: result.deployed_entry_module,
+            entry_function: result.entry_function,
+            freshly_loaded: result.freshly_loaded,
+            route_changed: result.route_changed,
+            previous: result.previous,
+            ...(result.dry_run ? { dry_run: true } : {}),
+          },
+          () => {
+            const would = result.dry_run ? 'would ' : '';
+            const lines = [
+              `${c.bold(result.workflow_type)} ${c.cyan(v)}: ${result.dry_run ? 'valid, ' : ''}${
+                result.freshly_loaded ? `${would}load new version` : `already loaded, ${would}register nothing`
+              }`,
+              result.route_changed
+                ? `${c.green('route')} ${result.workflow_type} → ${v}${prev ? ` ${c.dim(`(was ${prev})`)}` : ''}${result.dry_run ? ' (not applied: dry run)' : ''}`
+                : `route unchanged: ${result.workflow_type} → ${v}`,
+            ];
+            return lines.join('\n');
+          },
+        );
+      }, streams),
+    );
+};

@@ -1,0 +1,43 @@
+// Text rendering helpers shared by commands: versions, times and aligned tables.
+import type { Output } from './output.js';
+
+/** 12 characters on a terminal (people), the full hash when piped (scripts can use it). */
+export function shortVersion(out: Output, version: string): string {
+  return out.isTTY ? version.slice(0, 12) : version;
+}
+
+export function relativeTime(iso: string, now = Date.now()): string {
+  const ms = now - Date.parse(iso);
+  if (Number.isNaN(ms)) return iso;
+  const s = Math.round(ms / 1000);
+  if (s < 5) return 'just now';
+  if (s < 60) return `${s}s ago`;
+  const m = Math.round(s / 60);
+  if (m < 60) return `${m}m ago`;
+  const h = Math.round(m / 60);
+  if (h < 48) return `${h}h ago`;
+  return `${Math.round(h / 24)}d ago`;
+}
+
+/** A time for people on a terminal, the exact RFC 3339 value when piped. */
+export function when(out: Output, iso: string): string {
+  return out.isTTY ? relativeTime(iso) : iso;
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\x1b\[[0-9;]*m/g;
+
+export function visibleLength(s: string): number {
+  return s.replace(ANSI, '').length;
+}
+
+/** Left-aligned columns separated by two spaces; the header row is dimmed on a terminal. */
+export function table(out: Output, header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell + ' '.repeat(widths[i]! - visibleLength(cell))))
+      .join('  ')
+      .trimEnd();
+  return [out.c.dim(line(header)), ...rows.map(line)].join('\n');
+}

@@ -1,0 +1,496 @@
+// The engine: the deploy seam (load / route / list / unload) over the catalog, the store and
+// the module runtime. Every deploy operation is admitted by the shutdown gate, takes the
+// deploy lock and then the catalog mutation lock (that order, everywhere), writes its change
+// to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
+// failure at any step leaves both the state directory and the catalog exactly as before.
+import os from 'node:os';
+import { readFile } from 'node:fs/promises';
+import { AionError } from '../errors.js';
+import { Mutex } from '../concurrency.js';
+import { WorkflowCatalog, type VersionEntry } from '../catalog/catalog.js';
+import { Store, putJSON, putBytes, del, encodeJSON } from '../store/store.js';
+import { K } from '../store/keys.js';
+import { readVersionPins } from '../store/pins.js';
+import type { KV } from '../store/kv.js';
+import type { HolderInfo } from '../store/holder.js';
+import type { AionPackage } from '../package/types.js';
+import { ShutdownGate, admitted } from './gate.js';
+import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
+import { restoreCatalog, rowOf, type PackageRow } from './restore.js';
+import type { DeployRecord, LoadOutcome, PinHolder, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
+
+export interface EngineOptions {
+  stateDir: string;
+  /** Create the state directory if missing (commands that write); else a missing one reads empty. */
+  create: boolean;
+  lockTimeoutMs: number;
+  /** Describes this process in the holder file (e.g. `aion load x.aion`). */
+  command?: string;
+  onWait?: (holder: HolderInfo | undefined) => void;
+  /** Loud, non-fatal problems (a corrupt package row skipped at startup, …). */
+  onWarning?: (message: string) => void;
+  /** Replaces LevelDB (tests inject faults through it). */
+  kv?: KV;
+}
+
+export type LoadSource = { path: string } | { bytes: Uint8Array; name?: string };
+
+export interface DeployOptions {
+  dryRun?: boolean;
+  /** Free text recorded in the deploy history. */
+  message?: string;
+}
+
+/** A run executing in this process: a live-run pin on its version. */
+export interface ResidentRun {
+  workflowId: string;
+  runId: string;
+  workflowType: string;
+  version: string;
+}
+
+const HOLDERS_LIMIT = 100;
+
+export class Engine {
+  readonly catalog = new WorkflowCatalog();
+  readonly gate = new ShutdownGate();
+  /** Serializes load/route/unload in this process; taken before the catalog mutation lock. */
+  readonly deployLock = new Mutex();
+  /** Runs executing in this process, by workflow id. */
+  readonly resident = new Map<string, ResidentRun>();
+  private runtimeApi: RuntimeApi | undefined;
+  private moduleRegistry: ModuleRegistryLike | undefined;
+  private auditSeq = 0;
+  private closed = false;
+
+  private constructor(
+    readonly store: Store,
+    readonly options: EngineOptions,
+  ) {}
+
+  /** Opens the state directory and restores the catalog (no run is replayed, no archive unzipped). */
+  static async open(options: EngineOptions): Promise<Engine> {
+    const store = options.kv
+      ? await Store.over(options.kv)
+      : await Store.open(options.stateDir, {
+          create: options.create,
+          lockTimeoutMs: options.lockTimeoutMs,
+          onWait: options.onWait,
+          command: options.command,
+        });
+    const engine = new Engine(store, options);
+    try {
+      const { entries, routes } = await restoreCatalog(store, (m) => engine.warn(m));
+      engine.catalog.reset(entries, routes);
+    } catch (error) {
+      await store.close().catch(() => {});
+      throw error;
+    }
+    return engine;
+  }
+
+  warn(message: string): void {
+    this.options.onWarning?.(message);
+  }
+
+  /** The module runtime, imported on first use (deploy reads and listings never pay for it). */
+  async runtime(): Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> {
+    if (!this.runtimeApi) {
+      this.runtimeApi = await loadRuntime();
+      this.moduleRegistry = new this.runtimeApi.ModuleRegistry();
+    }
+    return { api: this.runtimeApi, registry: this.moduleRegistry! };
+  }
+
+  /**
+   * Makes a loaded version's modules runnable in this process: reads its archive from the
+   * store, checks it still hashes to its version, and registers its modules (once per version).
+   * Fails `store` when the archive is missing or no longer verifies.
+   */
+  async materialize(entry: VersionEntry): Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> {
+    const rt = await this.runtime();
+    if (rt.registry.has(entry.version)) return rt;
+    const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
+    const label = `${entry.workflowType} ${entry.version.slice(0, 12)}`;
+    if (!bytes) throw new AionError('store', `the archive of ${label} is missing from the state directory`, { hint: 'load the archive again' });
+    const { readPackage } = await import('../package/index.js');
+    let pkg: AionPackage;
+    try {
+      pkg = readPackage(bytes);
+    } catch (error) {
+      throw new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
+    }
+    if (pkg.version !== entry.version) throw new AionError('store', `the stored archive of ${label} hashes to ${pkg.version.slice(0, 12)}`);
+    rt.registry.register(entry.version, pkg.modules);
+    return rt;
+  }
+
+  // --- load ---------------------------------------------------------------------------------
+
+  /**
+   * Validates a package, registers its modules, verifies its entry, persists archive, metadata
+   * and route pointer in one synchronous batch, then routes new starts of its type to it.
+   *
+   * Failures: `invalid_package` (archive, modules or entry), `manifest_mismatch` (same version,
+   * different manifest: the resident version stays), `shutting_down`, `store` (nothing was
+   * persisted and nothing routed; retrying is idempotent). On every failure the catalog, the
+   * routes and the state directory are untouched. Lock order: deploy lock, mutation lock.
+   */
+  async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
+    return admitted(this.gate, 'load', async () => {
+      const { readPackage } = await import('../package/index.js');
+      const bytes = 'bytes' in source ? source.bytes : await readArchiveFile(source.path);
+      const pkg = readPackage(bytes);
+      const { api, registry } = await this.runtime();
+      return this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          return await this.loadLocked(pkg, bytes, api, registry, options);
+        } finally {
+          release();
+        }
+      });
+    });
+  }
+
+  private async loadLocked(
+    pkg: AionPackage,
+    bytes: Uint8Array,
+    api: RuntimeApi,
+    registry: ModuleRegistryLike,
+    options: DeployOptions,
+  ): Promise<LoadOutcome> {
+    const type = pkg.manifest.workflow_type;
+    const version = pkg.version;
+    const previous = this.catalog.snapshot().routes.get(type) ?? null;
+    const resident = this.catalog.get(type, version);
+    const base = {
+      workflow_type: type,
+      version,
+      deployed_entry_module: `${pkg.manifest.entry_module}$${version}`,
+      entry_function: pkg.manifest.entry_function,
+      route_changed: previous !== version,
+      previous,
+    };
+
+    if (resident) {
+      if (resident.manifestDigest !== pkg.manifestDigest) {
+        throw new AionError(
+          'manifest_mismatch',
+          `version ${version.slice(0, 12)} of '${type}' is already loaded with a different manifest (loaded digest ${resident.manifestDigest.slice(0, 12)}, this archive ${pkg.manifestDigest.slice(0, 12)})`,
+          {
+            details: { workflow_type: type, version, loaded_manifest_digest: resident.manifestDigest, manifest_digest: pkg.manifestDigest },
+            hint: 'a version is its modules: change a module to make a new version, or unload this one first',
+          },
+        );
+      }
+      const outcome: LoadOutcome = { ...base, freshly_loaded: false };
+      if (options.dryRun) return { ...outcome, dry_run: true };
+      // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
+      // after a failed persistence must complete it.
+      await this.store.write(
+        [
+          putJSON(K.packageMeta(type, version), rowOf(resident)),
+          putBytes(K.archive(type, version), bytes),
+          putBytes(K.route(type), new TextEncoder().encode(version)),
+          this.auditOp('load', type, version, previous, options.message),
+        ],
+        { sync: true },
+      );
+      this.catalog.commitLoad(resident, true);
+      return outcome;
+    }
+
+    // A dry run verifies in a scratch registry so that nothing is registered in this one.
+    const target = options.dryRun ? new api.ModuleRegistry() : registry;
+    const alreadyRegistered = target.has(version);
+    const deployed = target.register(version, pkg.modules);
+    const unregister = () => {
+      if (alreadyRegistered) return;
+      for (const name of deployed) target.unregister(name);
+    };
+    try {
+      api.verifyEntry(target, version, pkg.manifest.entry_module, pkg.manifest.entry_function, pkg.manifest.activities);
+    } catch (error) {
+      unregister();
+      throw error;
+    }
+    const outcome: LoadOutcome = { ...base, freshly_loaded: true };
+    if (options.dryRun) {
+      unregister();
+      return { ...outcome, dry_run: true };
+    }
+    const entry: VersionEntry = {
+      workflowType: type,
+      version,
+      manifest: pkg.manifest,
+      manifestDigest: pkg.manifestDigest,
+      deployedEntryModule: base.deployed_entry_module,
+      entryFunction: pkg.manifest.entry_function,
+      loadedAt: new Date().toISOString(),
+      moduleNames: [...pkg.modules.keys()],
+      archiveBytes: bytes.length,
+    };
+    try {
+      await this.store.write(
+        [
+          putJSON(K.packageMeta(type, version), rowOf(entry)),
+          putBytes(K.archive(type, version), bytes),
+          putBytes(K.route(type), new TextEncoder().encode(version)),
+          this.auditOp('load', type, version, previous, options.message),
+        ],
+        { sync: true },
+      );
+    } catch (error) {
+      unregister();
+      throw error;
+    }
+    this.catalog.commitLoad(entry, true);
+    return outcome;
+  }
+
+  // --- route --------------------------------------------------------------------------------
+
+  /**
+   * Re-points new starts of a type at an already-loaded version (full hash or unique prefix).
+   * Failures: `not_found` (with `loaded`), `usage` (bad or ambiguous prefix), `shutting_down`,
+   * `store` (the pointer was not written and the catalog not changed). Idempotent.
+   */
+  async routeWorkflowVersion(workflowType: string, ref: string, options: DeployOptions = {}): Promise<RouteOutcome> {
+    return admitted(this.gate, 'route', () =>
+      this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          const entry = this.catalog.resolve(workflowType, ref);
+          const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
+          const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
+          if (options.dryRun) return outcome;
+          await this.store.write(
+            [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
+            { sync: true },
+          );
+          this.catalog.commitRoute(workflowType, entry.version);
+          return outcome;
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  // --- list ---------------------------------------------------------------------------------
+
+  /**
+   * Every loaded version (of one type, or all) sorted by (workflow_type, loaded_at), with its
+   * routing flag and pin counts read from the pin index. Never waits on a deploy mutation.
+   * Fails `not_found` for a type with no loaded version when a type is given.
+   */
+  async listWorkflowVersions(workflowType?: string): Promise<VersionInfo[]> {
+    const snapshot = this.catalog.snapshot();
+    const entries = this.catalog.list(workflowType);
+    const result: VersionInfo[] = [];
+    for (const entry of entries) {
+      const pins = await readVersionPins(this.store, entry.workflowType, entry.version, 0);
+      let live = 0;
+      for (const run of this.resident.values()) {
+        if (run.workflowType === entry.workflowType && run.version === entry.version) live++;
+      }
+      const routeActive = snapshot.routes.get(entry.workflowType) === entry.version;
+      const counts = { live, recoverable: Math.max(0, pins.runsTotal - live), recorded_children: pins.childrenTotal };
+      const pinned = counts.live + counts.recoverable + counts.recorded_children + this.catalog.inFlightStarts(entry.workflowType, entry.version) > 0;
+      result.push({
+        workflow_type: entry.workflowType,
+        version: entry.version,
+        deployed_entry_module: entry.deployedEntryModule,
+        entry_function: entry.entryFunction,
+        manifest_version: entry.manifest.format_version,
+        manifest_digest: entry.manifestDigest,
+        loaded_at: entry.loadedAt,
+        route_active: routeActive,
+        pins: counts,
+        state: routeActive ? 'routed' : pinned ? 'draining' : 'drained',
+      });
+    }
+    return result;
+  }
+
+  // --- unload -------------------------------------------------------------------------------
+
+  /**
+   * Removes a version nothing pins, with its persisted archive. Checked in order: the routed
+   * version is refused (`route_active`); then the version is swapped out of the catalog FIRST,
+   * so no racing resolution can produce it, and every pin holder is collected (in-flight
+   * starts, live runs, recoverable runs, recorded children): any holder restores the version
+   * and refuses (`version_pinned`). The archive and row are deleted before modules are
+   * unregistered; if the delete fails the version is restored and nothing was unloaded.
+   * Lock order: deploy lock, mutation lock.
+   */
+  async unloadWorkflowVersion(workflowType: string, ref: string, options: DeployOptions = {}): Promise<UnloadOutcome> {
+    return admitted(this.gate, 'unload', () =>
+      this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          return await this.unloadLocked(workflowType, ref, options);
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  private async unloadLocked(workflowType: string, ref: string, options: DeployOptions): Promise<UnloadOutcome> {
+    const entry = this.catalog.resolve(workflowType, ref);
+    const version = entry.version;
+    const short = version.slice(0, 12);
+    if (this.catalog.snapshot().routes.get(workflowType) === version) {
+      const others = this.catalog.versionsOf(workflowType).filter((e) => e.version !== version);
+      throw new AionError('route_active', `version ${short} is the routed version of '${workflowType}': new starts resolve it`, {
+        details: { workflow_type: workflowType, version },
+        hint: others.length > 0
+          ? `route another version first: aion route ${workflowType} ${others[others.length - 1]!.version.slice(0, 12)}`
+          : `load another version of '${workflowType}' first, then unload this one`,
+      });
+    }
+    const removed = this.catalog.swapOut(workflowType, version);
+    try {
+      const { holders, total } = await this.pinHolders(workflowType, version);
+      if (total > 0) throw pinnedError(workflowType, version, holders, total);
+      if (options.dryRun) {
+        this.catalog.restore(removed);
+        return { workflow_type: workflowType, version, unloaded: false, dry_run: true };
+      }
+      await this.store.write(
+        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options.message)],
+        { sync: true },
+      );
+    } catch (error) {
+      this.catalog.restore(removed);
+      throw error;
+    }
+    this.unregisterModules(removed);
+    return { workflow_type: workflowType, version, unloaded: true };
+  }
+
+  /** Every holder of a version, in the contract's order of kinds, at most 100 listed. */
+  async pinHolders(workflowType: string, version: string): Promise<{ holders: PinHolder[]; total: number }> {
+    const holders: PinHolder[] = [];
+    const inFlight = this.catalog.inFlightStarts(workflowType, version);
+    for (let i = 0; i < inFlight && holders.length < HOLDERS_LIMIT; i++) holders.push({ kind: 'in_flight_start' });
+    const pins = await readVersionPins(this.store, workflowType, version, HOLDERS_LIMIT);
+    const live: PinHolder[] = [];
+    const recoverable: PinHolder[] = [];
+    for (const run of pins.runs) {
+      const here = this.resident.get(run.workflow_id);
+      if (here && here.runId === run.run_id) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id });
+      else recoverable.push({ kind: 'recoverable_run', workflow_id: run.workflow_id, run_id: run.run_id });
+    }
+    const children: PinHolder[] = pins.children.map((c) => ({ kind: 'recorded_child', child_workflow_id: c.child_workflow_id, recorded_by: c.recorded_by }));
+    for (const h of [...live, ...recoverable, ...children]) {
+      if (holders.length >= HOLDERS_LIMIT) break;
+      holders.push(h);
+    }
+    return { holders, total: inFlight + pins.runsTotal + pins.childrenTotal };
+  }
+
+  private unregisterModules(entry: VersionEntry): void {
+    const registry = this.moduleRegistry;
+    if (!registry || !registry.has(entry.version)) return;
+    const host = new Set(registry.hostModules());
+    const failures: string[] = [];
+    for (const name of registry.deployedNames(entry.version)) {
+      if (host.has(name.split('$')[0]!)) continue;
+      try {
+        registry.unregister(name);
+      } catch (error) {
+        failures.push(`${name}: ${(error as Error).message}`);
+      }
+    }
+    // The unload stands (the row and archive are gone, the names are unreachable); only
+    // memory is retained, so this is a warning rather than a failure.
+    if (failures.length > 0) this.warn(`unloaded ${entry.workflowType} ${entry.version.slice(0, 12)} but could not unregister ${failures.join(', ')}`);
+  }
+
+  // --- deploy history -----------------------------------------------------------------------
+
+  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, message?: string) {
+    const at = Date.now();
+    const record: DeployRecord = {
+      at: new Date(at).toISOString(),
+      user: currentUser(),
+      pid: process.pid,
+      operation,
+      workflow_type: type,
+      version,
+      previous,
+      ...(message === undefined ? {} : { message }),
+    };
+    return { type: 'put' as const, key: K.audit(at, this.auditSeq++), value: encodeJSON(record) };
+  }
+
+  async deployHistory(workflowType?: string): Promise<DeployRecord[]> {
+    const records: DeployRecord[] = [];
+    for await (const [, record] of this.store.scanJSON<DeployRecord>(K.auditRange(), (k) => this.warn(`skipping corrupt deploy record ${k}`))) {
+      if (workflowType === undefined || record.workflow_type === workflowType) records.push(record);
+    }
+    return records;
+  }
+
+  // --- lifecycle ----------------------------------------------------------------------------
+
+  /** Closes the gate, waits for admitted operations, closes the store. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.gate.close();
+    await this.store.close();
+  }
+}
+
+function pinnedError(workflowType: string, version: string, holders: PinHolder[], total: number): AionError {
+  const described = holders.slice(0, 5).map(describeHolder).join('; ');
+  const more = total > 5 ? ` and ${total - 5} more` : '';
+  const runIds = holders.flatMap((h) => (h.kind === 'live_run' || h.kind === 'recoverable_run' ? [h.workflow_id] : []));
+  const hint = runIds.length > 0
+    ? `wait for the runs to finish, or terminate them: ${runIds.slice(0, 3).map((id) => `aion terminate ${id}`).join('; ')}`
+    : holders[0]?.kind === 'recorded_child'
+      ? 'let the parent run start or finish its child (aion serve), then retry'
+      : 'retry once the in-flight starts have been recorded';
+  return new AionError('version_pinned', `version ${version.slice(0, 12)} of '${workflowType}' is pinned by ${total} holder${total === 1 ? '' : 's'}: ${described}${more}`, {
+    details: { workflow_type: workflowType, version, pinned_by: holders[0], holders, holders_total: total },
+    hint,
+  });
+}
+
+export function describeHolder(h: PinHolder): string {
+  switch (h.kind) {
+    case 'in_flight_start':
+      return 'an in-flight start';
+    case 'live_run':
+      return `live run ${h.workflow_id} (run ${h.run_id})`;
+    case 'recoverable_run':
+      return `recoverable run ${h.workflow_id} (run ${h.run_id})`;
+    case 'recorded_child':
+      return `recorded child ${h.child_workflow_id} (recorded by ${h.recorded_by})`;
+  }
+}
+
+async function readArchiveFile(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new AionError('usage', code === 'ENOENT' ? `no such archive: ${path}` : `cannot read archive ${path}: ${(error as Error).message}`, {
+      hint: code === 'ENOENT' ? 'build one with: aion pack <project_dir>' : undefined,
+    });
+  }
+}
+
+function currentUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? String(process.getuid?.() ?? 'unknown');
+  }
+}
+
+export type { PackageRow };

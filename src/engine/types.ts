@@ -1,0 +1,99 @@
+// Results of the engine's public operations: the contract's JSON shapes, field for field.
+
+export interface LoadOutcome {
+  workflow_type: string;
+  version: string;
+  deployed_entry_module: string;
+  entry_function: string;
+  freshly_loaded: boolean;
+  route_changed: boolean;
+  /** Present (true) only for --dry-run: nothing was changed. */
+  dry_run?: true;
+  /** The version routed before this load (null when the type had none). */
+  previous: string | null;
+}
+
+export interface PinCounts {
+  live: number;
+  recoverable: number;
+  recorded_children: number;
+}
+
+export interface VersionInfo {
+  workflow_type: string;
+  version: string;
+  deployed_entry_module: string;
+  entry_function: string;
+  manifest_version: number;
+  manifest_digest: string;
+  loaded_at: string;
+  route_active: boolean;
+  pins: PinCounts;
+  /** routed | draining (not routed, still pinned) | drained (safe to unload). */
+  state: 'routed' | 'draining' | 'drained';
+}
+
+export interface RouteOutcome {
+  workflow_type: string;
+  version: string;
+  route_active: true;
+  previous: string | null;
+}
+
+export interface UnloadOutcome {
+  workflow_type: string;
+  version: string;
+  unloaded: boolean;
+  dry_run?: true;
+}
+
+export type PinHolder =
+  | { kind: 'in_flight_start' }
+  | { kind: 'live_run'; workflow_id: string; run_id: string }
+  | { kind: 'recoverable_run'; workflow_id: string; run_id: string }
+  | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string };
+
+/** One deploy audit record (load, route, unload), in the order they happened. */
+export interface DeployRecord {
+  at: string;
+  user: string;
+  pid: number;
+  operation: 'load' | 'route' | 'unload';
+  workflow_type: string;
+  version: string;
+  previous: string | null;
+  message?: string;
+}
+
+export type RunStatus = 'running' | 'completed' | 'failed' | 'terminated' | 'continued_as_new';
+
+/** The current run of a workflow id, as `runs` lists it. */
+export interface RunSummary {
+  workflow_id: string;
+  run_id: string;
+  workflow_type: string;
+  version: string;
+  status: RunStatus;
+  started_at: string;
+  updated_at: string;
+}
+
+export interface RunDetail extends RunSummary {
+  result: unknown;
+  error: { message: string; name?: string } | null;
+  history: unknown[];
+}
+
+export interface StartOutcome {
+  workflow_id: string;
+  run_id: string;
+  workflow_type: string;
+  version: string;
+  status: RunStatus;
+}
+
+export interface SignalOutcome {
+  workflow_id: string;
+  run_id: string;
+  status: RunStatus;
+}

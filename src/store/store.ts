@@ -1,0 +1,164 @@
+// The state directory: typed reads and atomic batch writes over the KV. The store knows the
+// keyspace and encodings, nothing of the engine's rules. Every read or write failure surfaces
+// as AionError('store') naming what could not be read or written.
+import { AionError } from '../errors.js';
+import { EmptyKV, type BatchOp, type KV, type RangeOptions } from './kv.js';
+import { FORMAT_KEY, K, STATE_FORMAT_VERSION } from './keys.js';
+import { openLevel, stateExists, type OpenOptions } from './level.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeJSON(value: unknown): Uint8Array {
+  return encoder.encode(JSON.stringify(value));
+}
+
+export function putJSON(key: string, value: unknown): BatchOp {
+  return { type: 'put', key, value: encodeJSON(value) };
+}
+
+export function putBytes(key: string, value: Uint8Array): BatchOp {
+  return { type: 'put', key, value };
+}
+
+export function del(key: string): BatchOp {
+  return { type: 'del', key };
+}
+
+export class Store {
+  private constructor(
+    private readonly kv: KV,
+    /** False for a state directory that does not exist yet (reads see nothing). */
+    readonly exists: boolean,
+  ) {}
+
+  /**
+   * Opens the state directory. With `create: false` a missing directory is not created: the
+   * store reads as empty and refuses writes. Checks the format record of an existing one.
+   */
+  static async open(stateDir: string, options: OpenOptions & { create: boolean }): Promise<Store> {
+    if (!options.create && !stateExists(stateDir)) return new Store(new EmptyKV(), false);
+    const kv = await openLevel(stateDir, options);
+    const store = new Store(kv, true);
+    try {
+      await store.checkFormat();
+    } catch (error) {
+      await kv.close().catch(() => {});
+      throw error;
+    }
+    return store;
+  }
+
+  /** A store over any KV (tests use this to inject faults). */
+  static async over(kv: KV): Promise<Store> {
+    const store = new Store(kv, true);
+    await store.checkFormat();
+    return store;
+  }
+
+  private async checkFormat(): Promise<void> {
+    const format = await this.getJSON<{ format_version: number }>(FORMAT_KEY);
+    if (format === undefined) {
+      await this.write([putJSON(FORMAT_KEY, { format_version: STATE_FORMAT_VERSION })], { sync: true });
+    } else if (format.format_version !== STATE_FORMAT_VERSION) {
+      throw new AionError(
+        'store',
+        `state directory format ${format.format_version} is not supported by this aion (supports ${STATE_FORMAT_VERSION})`,
+      );
+    }
+  }
+
+  async get(key: string): Promise<Uint8Array | undefined> {
+    try {
+      return await this.kv.get(key);
+    } catch (error) {
+      throw storeError('read', key, error);
+    }
+  }
+
+  /** Reads and parses a JSON value; a value that does not parse is a `store` error. */
+  async getJSON<T>(key: string): Promise<T | undefined> {
+    const bytes = await this.get(key);
+    return bytes === undefined ? undefined : parseJSON<T>(key, bytes);
+  }
+
+  async getManyJSON<T>(keys: string[]): Promise<(T | undefined)[]> {
+    let values: (Uint8Array | undefined)[];
+    try {
+      values = await this.kv.getMany(keys);
+    } catch (error) {
+      throw storeError('read', keys[0] ?? '', error);
+    }
+    return values.map((bytes, i) => (bytes === undefined ? undefined : parseJSON<T>(keys[i]!, bytes)));
+  }
+
+  /** Raw entries of a range, in key order. */
+  async *entries(range: RangeOptions): AsyncGenerator<[string, Uint8Array]> {
+    try {
+      for await (const entry of this.kv.entries(range)) yield entry;
+    } catch (error) {
+      throw storeError('scan', range.gt ?? range.gte ?? '', error);
+    }
+  }
+
+  async *keys(range: RangeOptions): AsyncGenerator<string> {
+    try {
+      for await (const k of this.kv.keys(range)) yield k;
+    } catch (error) {
+      throw storeError('scan', range.gt ?? range.gte ?? '', error);
+    }
+  }
+
+  /** Entries of a range parsed as JSON; an unparsable one is handed to `onCorrupt` and skipped. */
+  async *scanJSON<T>(range: RangeOptions, onCorrupt?: (key: string, error: AionError) => void): AsyncGenerator<[string, T]> {
+    for await (const [k, bytes] of this.entries(range)) {
+      try {
+        yield [k, parseJSON<T>(k, bytes)];
+      } catch (error) {
+        if (!onCorrupt) throw error;
+        onCorrupt(k, error as AionError);
+      }
+    }
+  }
+
+  /** Applies all ops atomically. Fails `store` (and nothing was written) on any error. */
+  async write(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
+    if (!this.exists) throw new AionError('internal', 'write to a state directory that was opened read-only');
+    try {
+      await this.kv.batch(ops, options);
+    } catch (error) {
+      throw new AionError('store', `could not write the state directory: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.kv.close();
+  }
+
+  /** The route pointers: workflow type → version. */
+  async routes(): Promise<Map<string, string>> {
+    const routes = new Map<string, string>();
+    for await (const [k, bytes] of this.entries(K.routeRange())) {
+      routes.set(k.slice(k.indexOf('\x00') + 1), decoder.decode(bytes));
+    }
+    return routes;
+  }
+}
+
+function parseJSON<T>(key: string, bytes: Uint8Array): T {
+  try {
+    return JSON.parse(decoder.decode(bytes)) as T;
+  } catch (error) {
+    throw new AionError('store', `corrupt record ${printableKey(key)}: not valid JSON`, { cause: error });
+  }
+}
+
+export function printableKey(k: string): string {
+  return k.split('\x00').join('/');
+}
+
+function storeError(what: string, k: string, error: unknown): AionError {
+  return new AionError('store', `could not ${what} ${printableKey(k)} in the state directory: ${(error as Error).message}`, { cause: error });
+}
+
+export { K };
