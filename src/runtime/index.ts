@@ -1,0 +1,16 @@
+// The workflow module runtime: registry, sandbox, replay and activity execution.
+export * from './history.js';
+export { ModuleRegistry, HOST_MODULES, deployedName, type CompiledModule } from './registry.js';
+export { resolveSpecifier, isLogicalName, modulePath, type Resolution } from './resolve.js';
+export { verifyEntry, DEFAULT_ACTIVATION_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from './sandbox.js';
+export {
+  replay,
+  runActivity,
+  seedOf,
+  NonDeterminismError,
+  ActivityError,
+  DEFAULT_ACTIVITY_TIMEOUT_MS,
+  type RunInfo,
+  type ReplayOptions,
+  type ActivityOptions,
+} from './executor.js';
