@@ -2,7 +2,18 @@
 // running `aion serve` will answer the same methods over its control socket.
 import path from 'node:path';
 import type { Engine, DeployOptions } from '../engine/engine.js';
-import type { DeployRecord, LoadOutcome, RouteOutcome, UnloadOutcome, VersionInfo } from '../engine/types.js';
+import type { RunFilter } from '../engine/runs.js';
+import type {
+  DeployRecord,
+  LoadOutcome,
+  RouteOutcome,
+  RunDetail,
+  RunSummary,
+  SignalOutcome,
+  StartOutcome,
+  UnloadOutcome,
+  VersionInfo,
+} from '../engine/types.js';
 import type { HolderInfo } from '../store/holder.js';
 
 export interface Client {
@@ -11,6 +22,11 @@ export interface Client {
   versions(workflowType?: string): Promise<VersionInfo[]>;
   unload(workflowType: string, version: string, options?: DeployOptions): Promise<UnloadOutcome>;
   history(workflowType?: string): Promise<DeployRecord[]>;
+  start(workflowType: string, input: unknown, options?: { workflowId?: string }): Promise<StartOutcome>;
+  signal(workflowId: string, name: string, input: unknown): Promise<SignalOutcome>;
+  terminate(workflowId: string, reason: string): Promise<SignalOutcome>;
+  runs(filter?: RunFilter): Promise<RunSummary[]>;
+  show(workflowId: string): Promise<RunDetail>;
   close(): Promise<void>;
 }
 
@@ -42,6 +58,21 @@ export class EmbeddedClient implements Client {
   }
   history(workflowType?: string) {
     return this.engine.deployHistory(workflowType);
+  }
+  start(workflowType: string, input: unknown, options?: { workflowId?: string }) {
+    return this.engine.runs.start(workflowType, input, options);
+  }
+  signal(workflowId: string, name: string, input: unknown) {
+    return this.engine.runs.signal(workflowId, name, input);
+  }
+  terminate(workflowId: string, reason: string) {
+    return this.engine.runs.terminate(workflowId, reason);
+  }
+  runs(filter?: RunFilter) {
+    return this.engine.runs.list(filter);
+  }
+  show(workflowId: string) {
+    return this.engine.runs.show(workflowId);
   }
   close() {
     return this.engine.close();

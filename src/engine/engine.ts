@@ -17,6 +17,7 @@ import type { AionPackage } from '../package/types.js';
 import { ShutdownGate, admitted } from './gate.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
 import { restoreCatalog, rowOf, type PackageRow } from './restore.js';
+import { RunManager } from './runs.js';
 import type { DeployRecord, LoadOutcome, PinHolder, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
 
 export interface EngineOptions {
@@ -58,6 +59,8 @@ export class Engine {
   readonly deployLock = new Mutex();
   /** Runs executing in this process, by workflow id. */
   readonly resident = new Map<string, ResidentRun>();
+  /** Run lifecycle: start, drive, signal, terminate, recover. */
+  readonly runs: RunManager = new RunManager(this);
   private runtimeApi: RuntimeApi | undefined;
   private moduleRegistry: ModuleRegistryLike | undefined;
   private auditSeq = 0;

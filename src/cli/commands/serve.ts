@@ -1,0 +1,36 @@
+// aion serve [--until-idle]
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import type { Register } from './index.js';
+
+export const registerServe: Register = (program: Command, streams) => {
+  program
+    .command('serve')
+    .summary('run the engine in the foreground: recover runs, fire timers, execute runs')
+    .description(
+      'Run the engine until SIGINT or SIGTERM: restore packages and routes, recover every active run on\n' +
+        'its recorded version, fire durable timers and execute runs. With --until-idle, exit once no run\n' +
+        'can progress without a new signal.',
+    )
+    .option('--until-idle', 'exit once no run can progress without a new signal')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion serve
+  $ aion serve --until-idle --json`,
+    )
+    .action(
+      action(async (ctx, opts: { untilIdle?: boolean }) => {
+        const { serve } = await import('../../engine/serve.js');
+        const summary = await serve({
+          stateDir: ctx.globals.stateDir,
+          lockTimeoutMs: ctx.globals.lockTimeoutMs,
+          untilIdle: Boolean(opts.untilIdle),
+          onWarning: (m) => ctx.out.warn(m),
+          onInfo: (m) => ctx.out.info(m),
+        });
+        ctx.out.result(summary, () => `stopped: ${summary.recovered} run(s) recovered, ${summary.timers_fired} timer(s) fired, ${summary.still_running} still running`);
+      }, streams),
+    );
+};

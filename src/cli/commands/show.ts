@@ -1,0 +1,61 @@
+// aion show <workflow_id>
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import { withClient } from '../client.js';
+import type { Output } from '../output.js';
+import type { Register } from './index.js';
+
+export function statusText(out: Output, status: string): string {
+  const { c } = out;
+  switch (status) {
+    case 'running':
+      return c.blue(status);
+    case 'completed':
+      return c.green(status);
+    case 'failed':
+      return c.red(status);
+    case 'terminated':
+      return c.magenta(status);
+    default:
+      return c.dim(status);
+  }
+}
+
+export const registerShow: Register = (program: Command, streams) => {
+  program
+    .command('show')
+    .summary("show a workflow's current run: version, status, result and history")
+    .argument('<workflow_id>', 'the workflow id')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion show order-42
+  $ aion show order-42 --json | jq '.history[] | .type'`,
+    )
+    .action(
+      action(async (ctx, workflowId: string) => {
+        const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show(workflowId));
+        const { c } = ctx.out;
+        ctx.out.result(run, () => {
+          const lines = [
+            `${c.bold(run.workflow_id)}  ${statusText(ctx.out, run.status)}`,
+            `  type     ${run.workflow_type}`,
+            `  version  ${c.cyan(run.version)}`,
+            `  run      ${run.run_id}`,
+            `  started  ${run.started_at}`,
+            `  updated  ${run.updated_at}`,
+          ];
+          if (run.status === 'completed') lines.push(`  result   ${JSON.stringify(run.result)}`);
+          if (run.error) lines.push(`  error    ${c.red(run.error.message)}`);
+          lines.push('  history');
+          for (const [i, e] of (run.history as { type: string; at: number }[]).entries()) {
+            const { type, at, ...rest } = e;
+            const detail = JSON.stringify(rest);
+            lines.push(`    ${String(i + 1).padStart(3)}  ${new Date(at).toISOString()}  ${type}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
+          }
+          return lines.join('\n');
+        });
+      }, streams),
+    );
+};

@@ -1,0 +1,36 @@
+// aion signal <workflow_id> <name> [--input <json>]
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import { withClient } from '../client.js';
+import { parseInput } from '../input.js';
+import { statusText } from './show.js';
+import type { Register } from './index.js';
+
+export const registerSignal: Register = (program: Command, streams) => {
+  program
+    .command('signal')
+    .summary('send a signal to a running workflow')
+    .description(
+      "Deliver a named signal to a workflow's current run (it is buffered if the run is not waiting for it\n" +
+        'yet), then drive the run until it completes or waits again.',
+    )
+    .argument('<workflow_id>', 'the workflow id')
+    .argument('<name>', 'the signal name the workflow waits for (ctx.signal(name))')
+    .option('--input <json>', 'signal payload, as JSON text (default: null)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion signal order-42 approve --input '{"by":"ada"}'
+  $ aion signal order-42 approve --json`,
+    )
+    .action(
+      action(async (ctx, workflowId: string, name: string, opts: { input?: string }) => {
+        const input = parseInput(opts.input);
+        const result = await withClient(ctx, { write: false, command: `signal ${workflowId} ${name}` }, (client) =>
+          client.signal(workflowId, name, input),
+        );
+        ctx.out.result(result, () => `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  run ${result.run_id}`);
+      }, streams),
+    );
+};

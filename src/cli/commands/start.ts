@@ -1,0 +1,40 @@
+// aion start <workflow_type> [--input <json>] [--id <workflow_id>]
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import { withClient } from '../client.js';
+import { parseInput } from '../input.js';
+import { shortVersion } from '../render.js';
+import { statusText } from './show.js';
+import type { Register } from './index.js';
+
+export const registerStart: Register = (program: Command, streams) => {
+  program
+    .command('start')
+    .summary('start a run on the routed version of a workflow type')
+    .description(
+      'Start a run of a workflow type on the version its route points at now. The run keeps that version\n' +
+        'until it ends. Without a running aion serve, the run is driven in this process until it completes\n' +
+        'or waits (for a signal, a timer or a child); a waiting run stays in the state directory.',
+    )
+    .argument('<workflow_type>', 'the workflow type')
+    .option('--input <json>', 'input of the run, as JSON text (default: null)')
+    .option('--id <workflow_id>', 'workflow id (default: <type>-<random>)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion start hello --input '{"name":"ada"}'
+  $ aion start approval --id order-42 --json`,
+    )
+    .action(
+      action(async (ctx, workflowType: string, opts: { input?: string; id?: string }) => {
+        const input = parseInput(opts.input);
+        const result = await withClient(ctx, { write: true, command: `start ${workflowType}` }, (client) =>
+          client.start(workflowType, input, { workflowId: opts.id }),
+        );
+        ctx.out.result(result, () =>
+          `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${result.workflow_type} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`,
+        );
+      }, streams),
+    );
+};
