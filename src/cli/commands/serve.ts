@@ -22,7 +22,7 @@ Examples:
     )
     .action(
       action(async (ctx, opts: { untilIdle?: boolean }) => {
-        const { serve } = await import('../../engine/serve.js');
+        const { serve } = await import('../../server/serve.js');
         const summary = await serve({
           stateDir: ctx.globals.stateDir,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,

@@ -2,7 +2,7 @@
 // becomes a live run of this process), fire timers as they fall due, and stop on SIGINT or
 // SIGTERM (closing the shutdown gate, waiting for operations in flight) or, with untilIdle,
 // once no run can progress without a new signal.
-import { Engine } from './engine.js';
+import { Engine } from '../engine/engine.js';
 import type { HolderInfo } from '../store/holder.js';
 
 export interface ServeOptions {
