@@ -1,0 +1,41 @@
+// `aion pack [project_dir] [--out <file>]`: build a reproducible .aion archive from a project.
+// The package code (fflate, @noble/hashes) is imported inside the action, never at start-up.
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import type { Streams } from '../output.js';
+
+export function registerPack(program: Command, streams: Streams): void {
+  program
+    .command('pack')
+    .description('Build a .aion archive from a workflow project (byte-for-byte reproducible)')
+    .argument('[project_dir]', 'workflow project directory with workflow.json and modules/', '.')
+    .option('--out <file>', "archive path, relative to the current directory (default: workflow.json 'output', else <entry_module>.aion in the project)")
+    .addHelpText(
+      'after',
+      `
+The version printed is the content hash of the modules: packing unchanged modules gives
+the same version (and the same bytes), whatever else changed in workflow.json or src/.
+
+Examples:
+  $ aion pack fixtures/hello_v1
+  $ aion pack fixtures/hello_v1 --out build/hello.aion
+  $ aion pack . --json
+  $ aion pack my_flow --out my_flow.aion && aion load my_flow.aion`,
+    )
+    .action(
+      action<[string, { out?: string }]>(async ({ out }, projectDir, options) => {
+        const { packProject } = await import('../../package/index.js');
+        const { path, pkg } = await packProject(projectDir, { out: options.out });
+        const result = {
+          workflow_type: pkg.manifest.workflow_type,
+          version: pkg.version,
+          output: path,
+          modules: pkg.modules.size,
+        };
+        out.result(result, () => {
+          const count = `${pkg.modules.size} module${pkg.modules.size === 1 ? '' : 's'}`;
+          return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(pkg.version.slice(0, 12))}… → ${path} (${count})`;
+        });
+      }, streams),
+    );
+}

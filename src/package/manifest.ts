@@ -1,0 +1,193 @@
+// manifest.json: parsing, validation and serialization. Also the field validators that
+// workflow.json shares. Every failure is AionError('invalid_package') whose message names the
+// file and the field (`manifest.json: field 'timeout_seconds' must be ...`); nothing else
+// happens on failure.
+import { AionError } from '../errors.js';
+import { logicalNameProblem } from './names.js';
+import { FORMAT_VERSION, type Manifest, type ManifestModule } from './types.js';
+
+/** The keys of Manifest, in the order they are written. */
+export const MANIFEST_KEYS = [
+  'format_version',
+  'workflow_type',
+  'entry_module',
+  'entry_function',
+  'timeout_seconds',
+  'activities',
+  'version',
+  'modules',
+] as const satisfies readonly (keyof Manifest)[];
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+/** Names every object inherits: never an export or activity a package can mean. */
+const INHERITED = new Set(['__proto__', 'constructor', 'prototype', 'toString', 'valueOf', 'hasOwnProperty']);
+const VERSION_HEX = /^[0-9a-f]{64}$/;
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  const text = JSON.stringify(value);
+  return text.length > 60 ? text.slice(0, 57) + '...' : text;
+}
+
+export function fieldError(file: string, field: string, message: string): AionError {
+  return new AionError('invalid_package', `${file}: field '${field}' ${message}`);
+}
+
+/** `value` must be a plain JSON object with all of `required`, any of `optional`, nothing else. */
+export function checkObjectKeys(
+  value: unknown,
+  file: string,
+  required: readonly string[],
+  optional: readonly string[] = [],
+  what = 'the top level',
+): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new AionError('invalid_package', `${file}: ${what} must be a JSON object, got ${describe(value)}`);
+  }
+  const record = value as Record<string, unknown>;
+  const allowed = new Set([...required, ...optional]);
+  for (const key of Object.keys(record)) {
+    if (!allowed.has(key)) {
+      throw new AionError('invalid_package', `${file}: unknown key ${JSON.stringify(key)} in ${what} (allowed: ${[...allowed].join(', ')})`);
+    }
+  }
+  for (const key of required) {
+    if (!Object.prototype.hasOwnProperty.call(record, key)) throw new AionError('invalid_package', `${file}: missing key '${key}' in ${what}`);
+  }
+  return record;
+}
+
+export function checkLogicalNameField(value: unknown, file: string, field: string): string {
+  if (typeof value !== 'string') throw fieldError(file, field, `must be a logical module name (string), got ${describe(value)}`);
+  const problem = logicalNameProblem(value);
+  if (problem !== null) throw fieldError(file, field, `${JSON.stringify(value)} ${problem}`);
+  return value;
+}
+
+export function checkIdentifierField(value: unknown, file: string, field: string): string {
+  if (typeof value !== 'string' || !IDENTIFIER.test(value) || INHERITED.has(value)) {
+    throw fieldError(file, field, `must be a JavaScript identifier naming an exported function, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkTimeoutField(value: unknown, file: string, field = 'timeout_seconds'): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw fieldError(file, field, `must be an integer ≥ 1, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A list of unique, non-empty identifier strings (activity names). */
+export function checkActivitiesField(value: unknown, file: string, field = 'activities'): string[] {
+  if (!Array.isArray(value)) throw fieldError(file, field, `must be an array of activity names, got ${describe(value)}`);
+  const seen = new Set<string>();
+  value.forEach((item, i) => {
+    if (typeof item !== 'string' || !IDENTIFIER.test(item) || INHERITED.has(item)) {
+      throw fieldError(file, `${field}[${i}]`, `must be a non-empty identifier string, got ${describe(item)}`);
+    }
+    if (seen.has(item)) throw fieldError(file, `${field}[${i}]`, `duplicates activity ${JSON.stringify(item)}`);
+    seen.add(item);
+  });
+  return [...value] as string[];
+}
+
+/**
+ * Validates a parsed manifest.json value and returns a fresh Manifest holding exactly its
+ * fields. `file` names the file in messages.
+ */
+export function validateManifest(value: unknown, file = 'manifest.json'): Manifest {
+  const record = checkObjectKeys(value, file, MANIFEST_KEYS);
+  if (record.format_version !== FORMAT_VERSION) {
+    throw new AionError(
+      'invalid_package',
+      `${file}: unsupported format_version ${describe(record.format_version)} (this aion supports format_version ${FORMAT_VERSION})`,
+    );
+  }
+  const entryModule = checkLogicalNameField(record.entry_module, file, 'entry_module');
+  const workflowType = checkLogicalNameField(record.workflow_type, file, 'workflow_type');
+  if (workflowType !== entryModule) {
+    throw fieldError(file, 'workflow_type', `must equal entry_module ${JSON.stringify(entryModule)}, got ${JSON.stringify(workflowType)}`);
+  }
+  const entryFunction = checkIdentifierField(record.entry_function, file, 'entry_function');
+  const timeout = checkTimeoutField(record.timeout_seconds, file);
+  const activities = checkActivitiesField(record.activities, file);
+  if (typeof record.version !== 'string' || !VERSION_HEX.test(record.version)) {
+    throw fieldError(file, 'version', `must be 64 lowercase hex characters, got ${describe(record.version)}`);
+  }
+  if (!Array.isArray(record.modules)) throw fieldError(file, 'modules', `must be an array of {name, bytes}, got ${describe(record.modules)}`);
+  const modules: ManifestModule[] = [];
+  const encoder = new TextEncoder();
+  let previous: Uint8Array | undefined;
+  record.modules.forEach((item, i) => {
+    const field = `modules[${i}]`;
+    const entry = checkObjectKeys(item, file, ['name', 'bytes'], [], `field '${field}'`);
+    const name = checkLogicalNameField(entry.name, file, `${field}.name`);
+    if (typeof entry.bytes !== 'number' || !Number.isSafeInteger(entry.bytes) || entry.bytes < 0) {
+      throw fieldError(file, `${field}.bytes`, `must be an integer ≥ 0, got ${describe(entry.bytes)}`);
+    }
+    const utf8 = encoder.encode(name);
+    if (previous !== undefined) {
+      const order = Buffer.compare(previous, utf8);
+      if (order === 0) throw fieldError(file, `${field}.name`, `duplicates module ${JSON.stringify(name)}`);
+      if (order > 0) throw fieldError(file, `${field}.name`, `${JSON.stringify(name)} is out of order (modules are listed in ascending byte order of name)`);
+    }
+    previous = utf8;
+    modules.push({ name, bytes: entry.bytes });
+  });
+  return {
+    format_version: FORMAT_VERSION,
+    workflow_type: workflowType,
+    entry_module: entryModule,
+    entry_function: entryFunction,
+    timeout_seconds: timeout,
+    activities,
+    version: record.version,
+    modules,
+  };
+}
+
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses and validates manifest.json bytes; `maxBytes` bounds what is parsed at all. */
+export function parseManifest(bytes: Uint8Array, maxBytes: number, file = 'manifest.json'): Manifest {
+  if (bytes.length > maxBytes) {
+    throw new AionError('invalid_package', `${file}: ${bytes.length} bytes exceeds the manifest limit of ${maxBytes} bytes`);
+  }
+  let text: string;
+  try {
+    text = strictDecoder.decode(bytes);
+  } catch {
+    throw new AionError('invalid_package', `${file}: not valid UTF-8`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new AionError('invalid_package', `${file}: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  return validateManifest(value, file);
+}
+
+/** The manifest as written into archives: fixed key order, two-space indent, final newline. */
+export function serializeManifest(manifest: Manifest): string {
+  const ordered: Record<string, unknown> = {};
+  for (const key of MANIFEST_KEYS) ordered[key] = manifest[key];
+  ordered.modules = manifest.modules.map((m) => ({ name: m.name, bytes: m.bytes }));
+  return JSON.stringify(ordered, null, 2) + '\n';
+}
+
+/** Canonical JSON: object keys sorted (by UTF-16 code unit) at every depth, no whitespace. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return '[' + value.map((v) => canonicalJson(v)).join(',') + ']';
+  if (typeof value === 'object' && value !== null) {
+    const record = value as Record<string, unknown>;
+    const keys = Object.keys(record)
+      .filter((k) => record[k] !== undefined)
+      .sort();
+    return '{' + keys.map((k) => JSON.stringify(k) + ':' + canonicalJson(record[k])).join(',') + '}';
+  }
+  const text = JSON.stringify(value);
+  if (text === undefined) throw new TypeError(`canonicalJson: ${typeof value} is not JSON`);
+  return text;
+}

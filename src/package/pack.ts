@@ -1,0 +1,114 @@
+// Building a .aion archive from a workflow project: `aion pack`.
+//
+// Layout, always in this order: manifest.json; modules/<path>.js in ascending byte order of
+// logical name; src/<path> in ascending byte order of path. With the zip writer's fixed
+// timestamps and attributes the archive is byte-for-byte reproducible.
+//
+// Failure behaviour: the project is read and the archive built and validated in memory first,
+// so an invalid project writes nothing. The file is written atomically (temporary file in the
+// same directory, fsync, rename): a failed write leaves any previous archive at that path
+// untouched. After the rename the file is read back and validated again with readPackage.
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { AionError } from '../errors.js';
+import { contentHash } from './hash.js';
+import { serializeManifest } from './manifest.js';
+import { moduleEntryPath } from './names.js';
+import { readProject, type WorkflowProject } from './project.js';
+import { MANIFEST_ENTRY, readPackage } from './read.js';
+import { FORMAT_VERSION, type AionPackage, type Manifest } from './types.js';
+import { writeZip, type ZipInput } from './zip.js';
+
+export interface PackOptions {
+  /** Archive path, relative to `cwd`; overrides workflow.json `output`. */
+  out?: string;
+  /** Directory `out` is relative to (default: process.cwd()). */
+  cwd?: string;
+}
+
+export interface PackResult {
+  /** Absolute path of the written archive. */
+  path: string;
+  pkg: AionPackage;
+}
+
+/** The manifest of a project: version is the content hash of its modules. */
+export function projectManifest(project: WorkflowProject): Manifest {
+  const { config } = project;
+  return {
+    format_version: FORMAT_VERSION,
+    workflow_type: config.entry_module,
+    entry_module: config.entry_module,
+    entry_function: config.entry_function,
+    timeout_seconds: config.timeout_seconds,
+    activities: [...config.activities],
+    version: contentHash(project.modules),
+    modules: [...project.modules].map(([name, bytes]) => ({ name, bytes: bytes.length })),
+  };
+}
+
+/** The archive bytes of a project (deterministic; not yet validated). */
+export function buildArchive(project: WorkflowProject): Uint8Array {
+  const entries: ZipInput[] = [{ name: MANIFEST_ENTRY, data: new TextEncoder().encode(serializeManifest(projectManifest(project))) }];
+  for (const [name, bytes] of project.modules) entries.push({ name: moduleEntryPath(name), data: bytes });
+  for (const [relative, bytes] of project.sources) entries.push({ name: `src/${relative}`, data: bytes });
+  return writeZip(entries);
+}
+
+/** Where the archive goes: --out (relative to cwd), else workflow.json output, else <entry_module>.aion. */
+export function resolveOutputPath(project: WorkflowProject, options: PackOptions = {}): string {
+  const target =
+    options.out !== undefined
+      ? path.resolve(options.cwd ?? process.cwd(), options.out)
+      : path.resolve(project.dir, project.config.output ?? `${project.config.entry_module}.aion`);
+  // Writing into modules/ or src/ would change what the next pack collects.
+  for (const sub of ['modules', 'src']) {
+    const relative = path.relative(path.join(project.dir, sub), target);
+    if (relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative))) {
+      throw new AionError('usage', `output ${target} must not be inside the project's ${sub}/ directory`);
+    }
+  }
+  return target;
+}
+
+/** Reads the project, builds and validates the archive, writes it atomically, re-validates it. */
+export async function packProject(projectDir: string, options: PackOptions = {}): Promise<PackResult> {
+  const project = await readProject(projectDir);
+  const bytes = buildArchive(project);
+  readPackage(bytes); // an archive no reader would accept is never written
+  const target = resolveOutputPath(project, options);
+
+  const existing = await stat(target).catch(() => undefined);
+  if (existing?.isDirectory()) throw new AionError('usage', `output ${target} is a directory`);
+  await writeAtomically(target, bytes);
+
+  let written: Uint8Array;
+  try {
+    written = await readFile(target);
+  } catch (error) {
+    throw new AionError('internal', `cannot read back ${target}: ${(error as Error).message}`);
+  }
+  if (Buffer.compare(written, bytes) !== 0) throw new AionError('internal', `archive ${target} changed while it was being written`);
+  const pkg = readPackage(written);
+  return { path: target, pkg };
+}
+
+async function writeAtomically(target: string, bytes: Uint8Array): Promise<void> {
+  const dir = path.dirname(target);
+  const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  try {
+    await mkdir(dir, { recursive: true });
+    const handle = await open(temp, 'wx', 0o644);
+    try {
+      await handle.writeFile(bytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(temp, target);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw new AionError('usage', `cannot write archive ${target}: ${(error as Error).message}`);
+  }
+}
