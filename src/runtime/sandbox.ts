@@ -8,6 +8,7 @@
 // the step returns, and an infinite loop or an endless promise chain ends the step with a
 // timeout instead of hanging the engine.
 
+import { executionAsyncId } from 'node:async_hooks';
 import vm from 'node:vm';
 import { AionError } from '../errors.js';
 import { PRELUDE_SOURCE, type HostBridge, type PreludeApi, type PreludeOptions } from './prelude.js';
@@ -47,6 +48,39 @@ function installRejectionFilter(): void {
     if (typeof proto === 'object' && proto !== null && sandboxPromisePrototypes.has(proto)) return;
     if (process.listenerCount('unhandledRejection') === 1) throw reason;
   });
+}
+
+// ---- the async-hooks stack after a timeout ------------------------------------------------------
+// When async hooks are enabled (AsyncLocalStorage does that on Node 20, and so does the test
+// runner), each promise job pushes an async context before it runs and pops it after. A
+// timeout that terminates a sandbox's microtask drain skips the pop, and Node later aborts the
+// whole process with "async hook stack has become corrupted". After a terminated step we pop
+// the orphaned entries back to the async id the step started with. Node has no public API for
+// this, so the legacy binding is used, only in that rare case, with its deprecation notice muted.
+
+interface AsyncWrapBinding {
+  popAsyncContext(asyncId: number): boolean;
+}
+let asyncWrap: AsyncWrapBinding | null | undefined;
+
+function restoreAsyncContext(saved: number): void {
+  if (executionAsyncId() === saved) return;
+  if (asyncWrap === undefined) {
+    const muted = process.noDeprecation;
+    process.noDeprecation = true;
+    try {
+      const legacy = process as unknown as { binding(name: string): AsyncWrapBinding };
+      asyncWrap = legacy.binding('async_wrap');
+    } catch {
+      asyncWrap = null;
+    } finally {
+      process.noDeprecation = muted;
+    }
+  }
+  if (asyncWrap === null || typeof asyncWrap.popAsyncContext !== 'function') return;
+  for (let i = 0; i < 100_000 && executionAsyncId() !== saved; i++) {
+    if (!asyncWrap.popAsyncContext(executionAsyncId())) break;
+  }
 }
 
 /** The host functions a sandbox's owner supplies; the rest have harmless defaults. */
@@ -104,9 +138,11 @@ export class Sandbox {
   step(job: () => void, timeoutMs: number): void {
     const bound = Math.max(1, Math.ceil(timeoutMs));
     this.job = job;
+    const asyncId = executionAsyncId();
     try {
       PUMP.runInContext(this.context, { timeout: bound });
     } catch (error) {
+      restoreAsyncContext(asyncId);
       if ((error as { code?: unknown } | null)?.code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw new StepTimeout(bound);
       throw error;
     } finally {
