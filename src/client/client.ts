@@ -1,5 +1,5 @@
-// The one interface commands talk to. Today it is the engine embedded in this process; a
-// running `aion serve` will answer the same methods over its control socket.
+// The one interface commands talk to: the engine embedded in this process, or a running
+// `aion serve` answering the same methods over its control socket (src/client/remote.ts).
 import path from 'node:path';
 import type { Engine, DeployOptions } from '../engine/engine.js';
 import type { RunFilter } from '../engine/runs.js';
@@ -79,16 +79,47 @@ export class EmbeddedClient implements Client {
   }
 }
 
-/** Opens the client for a state directory (waiting for its lock as the options say). */
+/** Thrown from the lock wait to switch to a server that turned out to hold the directory. */
+class SwitchToServer extends Error {
+  constructor(readonly client: Client) {
+    super('switching to aion serve');
+  }
+}
+
+/**
+ * Opens the client for a state directory. When the directory's holder file names the control
+ * socket of a live `aion serve`, the client talks to it (the engine is not even imported);
+ * otherwise the directory is opened in this process, waiting for its lock as the options say —
+ * and if the process we wait for turns out to be a server, we switch to its socket.
+ */
 export async function openClient(options: ClientOptions): Promise<Client> {
+  const { connectServer } = await import('./remote.js');
+  const remote = await connectServer(options.stateDir);
+  if (remote) {
+    remote.onWarning = options.onWarning;
+    return remote;
+  }
   const { Engine } = await import('../engine/engine.js');
-  const engine = await Engine.open({
-    stateDir: options.stateDir,
-    create: options.write,
-    lockTimeoutMs: options.lockTimeoutMs,
-    command: options.command,
-    onWait: options.onWait,
-    onWarning: options.onWarning,
-  });
-  return new EmbeddedClient(engine);
+  try {
+    const engine = await Engine.open({
+      stateDir: options.stateDir,
+      create: options.write,
+      lockTimeoutMs: options.lockTimeoutMs,
+      command: options.command,
+      onWait: options.onWait,
+      onWarning: options.onWarning,
+      whileWaiting: async (holder) => {
+        if (!holder?.socket) return;
+        const server = await connectServer(options.stateDir, holder);
+        if (server) {
+          server.onWarning = options.onWarning;
+          throw new SwitchToServer(server);
+        }
+      },
+    });
+    return new EmbeddedClient(engine);
+  } catch (error) {
+    if (error instanceof SwitchToServer) return error.client;
+    throw error;
+  }
 }

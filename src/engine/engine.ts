@@ -28,6 +28,8 @@ export interface EngineOptions {
   /** Describes this process in the holder file (e.g. `aion load x.aion`). */
   command?: string;
   onWait?: (holder: HolderInfo | undefined) => void;
+  /** Called while the directory is held by another process; may throw to stop waiting. */
+  whileWaiting?: (holder: HolderInfo | undefined) => Promise<void>;
   /** Loud, non-fatal problems (a corrupt package row skipped at startup, …). */
   onWarning?: (message: string) => void;
   /** Replaces LevelDB (tests inject faults through it). */
@@ -79,6 +81,7 @@ export class Engine {
           create: options.create,
           lockTimeoutMs: options.lockTimeoutMs,
           onWait: options.onWait,
+          whileWaiting: options.whileWaiting,
           command: options.command,
         });
     const engine = new Engine(store, options);

@@ -1,9 +1,17 @@
 // The serving loop of `aion serve`: open the state directory, recover every active run (each
-// becomes a live run of this process), fire timers as they fall due, and stop on SIGINT or
-// SIGTERM (closing the shutdown gate, waiting for operations in flight) or, with untilIdle,
-// once no run can progress without a new signal.
+// becomes a live run of this process), then listen on the control socket so every other `aion`
+// command on the directory is carried out here, fire timers as they fall due, and stop on
+// SIGINT or SIGTERM or, with untilIdle, once no run can progress without a new signal.
+//
+// Stopping: new requests are refused (`shutting_down`), the socket stops accepting and its
+// file is removed, requests in flight are waited for, then the engine closes (its shutdown
+// gate waits for admitted operations) and the holder file goes with it.
+import { AionError } from '../errors.js';
 import { Engine } from '../engine/engine.js';
-import type { HolderInfo } from '../store/holder.js';
+import { recordHolderSocket, type HolderInfo } from '../store/holder.js';
+import { serverAnswers } from '../client/remote.js';
+import { ControlServer, requestWarnings } from './control.js';
+import { prepareSocketDir, removeStaleSocket, socketPlace } from './socket.js';
 
 export interface ServeOptions {
   stateDir: string;
@@ -12,7 +20,9 @@ export interface ServeOptions {
   onWarning?: (message: string) => void;
   onInfo?: (message: string) => void;
   onWait?: (holder: HolderInfo | undefined) => void;
-  /** Called once the engine is up (the control socket, when there is one, listens). */
+  /** Called once the control socket listens (its path is in the holder file from then on). */
+  onListening?: (socketPath: string) => void;
+  /** Called once the engine is up and the control socket listens. */
   onReady?: (engine: Engine) => void;
 }
 
@@ -31,12 +41,29 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     lockTimeoutMs: options.lockTimeoutMs,
     command: 'aion serve',
     onWait: options.onWait,
-    onWarning: options.onWarning,
+    // A warning raised while serving a request also travels back with its reply.
+    onWarning: (message) => {
+      requestWarnings.getStore()?.push(message);
+      options.onWarning?.(message);
+    },
+    // Another server on this directory: refuse now rather than wait out the lock timeout.
+    whileWaiting: async (holder) => {
+      if (holder?.socket && (await serverAnswers(holder))) {
+        throw new AionError('state_busy', `state directory ${options.stateDir} is already served by aion serve (pid ${holder.pid}) on ${holder.socket}`, {
+          details: { state_dir: options.stateDir, holder },
+          hint: `every other aion command on this directory goes to it; stop it first (kill -TERM ${holder.pid}) to serve it here`,
+        });
+      }
+    },
   });
   let stopping = false;
+  /** A request was carried out since the loop last looked at the timers. */
+  let dirty = false;
   let wake: (() => void) | undefined;
+  let control: ControlServer | undefined;
   const stop = () => {
     stopping = true;
+    void control?.close();
     wake?.();
   };
   process.once('SIGINT', stop);
@@ -45,12 +72,35 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
   try {
     engine.runs.residentAll = true;
     summary.recovered = await engine.runs.recoverAll();
+    if (!stopping) {
+      const place = socketPlace(options.stateDir);
+      prepareSocketDir(place.dir);
+      await removeStaleSocket(place.path);
+      control = await ControlServer.listen({
+        engine,
+        stateDir: options.stateDir,
+        socketPath: place.path,
+        onRequestDone: () => {
+          dirty = true;
+          wake?.();
+        },
+      });
+      try {
+        recordHolderSocket(options.stateDir, place.path);
+      } catch (error) {
+        throw new AionError('store', `cannot record the control socket in the holder file of ${options.stateDir}: ${(error as Error).message}`, { cause: error });
+      }
+      if (stopping) void control.close();
+      options.onListening?.(place.path);
+    }
     options.onInfo?.(`serving ${options.stateDir}: ${summary.recovered} active run(s) recovered`);
     options.onReady?.(engine);
     while (!stopping) {
+      dirty = false;
       summary.timers_fired += await engine.runs.fireDueTimers();
       const next = await engine.runs.nextTimerAt();
-      if (options.untilIdle && next === undefined) break;
+      if (options.untilIdle && next === undefined && !dirty) break;
+      if (dirty) continue;
       const delay = next === undefined ? MAX_SLEEP_MS : Math.max(0, Math.min(MAX_SLEEP_MS, next - Date.now()));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
@@ -65,6 +115,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
+    await control?.close();
     engine.resident.clear();
     await engine.close();
   }

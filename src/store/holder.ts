@@ -1,6 +1,6 @@
 // The holder file: who holds a state directory (pid, command, since). LevelDB's own lock is
 // the authority; this advisory file only lets a waiting process say whom it waits for.
-import { readFileSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface HolderInfo {
@@ -26,4 +26,21 @@ export function readHolder(stateDir: string): HolderInfo | undefined {
 export function describeHolder(holder: HolderInfo | undefined): string {
   if (!holder) return 'another process';
   return `pid ${holder.pid} (${holder.command}) since ${holder.since}`;
+}
+
+/**
+ * Records the control socket of `aion serve` in the holder file this process wrote when it
+ * opened the directory (written whole to a temporary file and renamed, so readers never see
+ * half of it). Refuses to touch a holder file written by another process.
+ */
+export function recordHolderSocket(stateDir: string, socket: string): void {
+  const current = readHolder(stateDir);
+  if (current && current.pid !== process.pid) {
+    throw new Error(`the holder file names pid ${current.pid}, not this process`);
+  }
+  const info: HolderInfo = { ...(current ?? { pid: process.pid, command: 'aion serve', since: new Date().toISOString() }), socket };
+  const file = holderPath(stateDir);
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, JSON.stringify(info) + '\n', { mode: 0o600 });
+  renameSync(tmp, file);
 }

@@ -17,6 +17,11 @@ export interface OpenOptions {
   onWait?: (holder: HolderInfo | undefined) => void;
   /** Recorded in the holder file for others to read. */
   command?: string;
+  /**
+   * Called each time the directory is found held (before `onWait`), with the holder file's
+   * contents. It may throw to stop waiting (e.g. the holder is a server to talk to instead).
+   */
+  whileWaiting?: (holder: HolderInfo | undefined) => Promise<void>;
 }
 
 export function dbPath(stateDir: string): string {
@@ -85,6 +90,7 @@ export async function openLevel(stateDir: string, options: OpenOptions): Promise
         throw new AionError('store', `cannot open state directory ${stateDir}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`, { cause: error });
       }
       const holder = readHolder(stateDir);
+      await options.whileWaiting?.(holder);
       if (Date.now() >= deadline) {
         throw new AionError('state_busy', `state directory ${stateDir} is held by ${describeHolder(holder)}`, {
           details: { state_dir: stateDir, holder: holder ?? null },

@@ -9,8 +9,10 @@ export const registerServe: Register = (program: Command, streams) => {
     .summary('run the engine in the foreground: recover runs, fire timers, execute runs')
     .description(
       'Run the engine until SIGINT or SIGTERM: restore packages and routes, recover every active run on\n' +
-        'its recorded version, fire durable timers and execute runs. With --until-idle, exit once no run\n' +
-        'can progress without a new signal.',
+        'its recorded version, fire durable timers and execute runs. While it runs, every other aion command\n' +
+        'on the state directory is carried out by it over an owner-only control socket (its path is printed\n' +
+        "as 'listening on <path>' on stderr once it is ready). With --until-idle, exit once no run can\n" +
+        'progress without a new signal.',
     )
     .option('--until-idle', 'exit once no run can progress without a new signal')
     .addHelpText(
@@ -29,6 +31,8 @@ Examples:
           untilIdle: Boolean(opts.untilIdle),
           onWarning: (m) => ctx.out.warn(m),
           onInfo: (m) => ctx.out.info(m),
+          // The readiness line, always (scripts and supervisors wait for it).
+          onListening: (socketPath) => ctx.out.streams.stderr.write(`listening on ${socketPath}\n`),
         });
         ctx.out.result(summary, () => `stopped: ${summary.recovered} run(s) recovered, ${summary.timers_fired} timer(s) fired, ${summary.still_running} still running`);
       }, streams),

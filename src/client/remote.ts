@@ -1,0 +1,262 @@
+// The client of a running `aion serve`: the same methods as the embedded engine, carried out by
+// the server over its control socket (protocol in src/server/protocol.ts). Replies are rebuilt
+// into the same results and the same typed errors, so a command prints the same output and
+// exits with the same code either way. Imports nothing heavier than `net`: the remote path of
+// a command never loads the engine, the store or LevelDB.
+import net from 'node:net';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { AionError } from '../errors.js';
+import { readHolder, type HolderInfo } from '../store/holder.js';
+import { encodeLine, PROTOCOL_VERSION, wireToError, type Method, type RequestId } from '../server/protocol.js';
+import type { Client } from './client.js';
+import type { DeployOptions } from '../engine/engine.js';
+import type { RunFilter } from '../engine/runs.js';
+import type {
+  DeployRecord,
+  LoadOutcome,
+  RouteOutcome,
+  RunDetail,
+  RunSummary,
+  SignalOutcome,
+  StartOutcome,
+  UnloadOutcome,
+  VersionInfo,
+} from '../engine/types.js';
+
+const CONNECT_TIMEOUT_MS = 2000;
+
+/** Connects to a Unix socket; rejects with the connect error (ENOENT, ECONNREFUSED, …). */
+export function connectSocket(socketPath: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ path: socketPath });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error(`connecting to ${socketPath} timed out`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(error);
+    });
+  });
+}
+
+/**
+ * Refuses a control socket that another user owns: talking to it would hand our commands
+ * (and archive paths) to their server. Returns false when there is no socket file there.
+ */
+export function checkSocketOwner(socketPath: string): boolean {
+  let st;
+  try {
+    st = statSync(socketPath);
+  } catch {
+    return false;
+  }
+  if (!st.isSocket()) return false;
+  const uid = process.getuid?.();
+  if (uid !== undefined && st.uid !== uid) {
+    throw new AionError('state_busy', `the control socket ${socketPath} is owned by uid ${st.uid}, not by you (uid ${uid}); refusing to connect`, {
+      details: { socket: socketPath, owner_uid: st.uid, uid },
+      hint: 'the state directory is served by another user: use your own state directory',
+    });
+  }
+  return true;
+}
+
+/**
+ * Connects to the live `aion serve` the holder file names, if there is one: undefined when
+ * the holder names no socket, or its socket is gone or refuses connections (a stale file
+ * left by a server that was killed). Fails `state_busy` for a socket owned by another user.
+ */
+export async function connectServer(stateDir: string, holder: HolderInfo | undefined = readHolder(stateDir)): Promise<RemoteClient | undefined> {
+  if (!holder?.socket || typeof holder.socket !== 'string') return undefined;
+  if (!checkSocketOwner(holder.socket)) return undefined;
+  let socket: net.Socket;
+  try {
+    socket = await connectSocket(holder.socket);
+  } catch {
+    return undefined;
+  }
+  return new RemoteClient(socket, { socket: holder.socket, pid: holder.pid, stateDir });
+}
+
+/** Whether a live `aion serve` answers on the socket the holder names (the probe is closed). */
+export async function serverAnswers(holder: HolderInfo | undefined): Promise<boolean> {
+  if (!holder?.socket || typeof holder.socket !== 'string') return false;
+  if (!checkSocketOwner(holder.socket)) return false;
+  try {
+    (await connectSocket(holder.socket)).destroy();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (error: AionError) => void;
+}
+
+export class RemoteClient implements Client {
+  private nextId = 1;
+  private readonly pending = new Map<RequestId, Pending>();
+  private buffer = '';
+  private closed = false;
+  /** Set once the connection is unusable: every later request fails with it. */
+  private broken: AionError | undefined;
+  /** Warnings the server raised while serving our requests. */
+  onWarning?: (message: string) => void;
+
+  constructor(
+    private readonly socket: net.Socket,
+    readonly server: { socket: string; pid: number; stateDir: string },
+  ) {
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => this.receive(chunk));
+    socket.on('error', () => {
+      // 'close' follows and fails whatever is pending.
+    });
+    socket.on('close', () => {
+      if (!this.closed) this.fail(this.lost());
+    });
+  }
+
+  private lost(): AionError {
+    return new AionError('internal', `the connection to aion serve (pid ${this.server.pid}) at ${this.server.socket} closed before it replied; the operation may or may not have taken effect`, {
+      details: { socket: this.server.socket, server_pid: this.server.pid },
+      hint: "check the outcome with 'aion versions' or 'aion runs', then retry",
+    });
+  }
+
+  private fail(error: AionError): void {
+    this.broken ??= error;
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+  }
+
+  private receive(chunk: string): void {
+    this.buffer += chunk;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) !== -1) {
+      const line = this.buffer.slice(0, nl);
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line.trim() !== '') this.handleReply(line);
+    }
+  }
+
+  private handleReply(line: string): void {
+    let reply: Record<string, unknown>;
+    try {
+      reply = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      this.fail(new AionError('internal', `aion serve (pid ${this.server.pid}) sent a reply that is not JSON`));
+      this.socket.destroy();
+      return;
+    }
+    if (reply.v !== PROTOCOL_VERSION) {
+      this.fail(
+        new AionError('usage', `protocol version mismatch: aion serve (pid ${this.server.pid}) speaks version ${JSON.stringify(reply.v ?? null)}, this aion speaks version ${PROTOCOL_VERSION}`, {
+          details: { protocol_version: PROTOCOL_VERSION, server_version: reply.v ?? null },
+          hint: 'use the same aion for the command and for aion serve (restart aion serve after upgrading)',
+        }),
+      );
+      this.socket.destroy();
+      return;
+    }
+    if (Array.isArray(reply.warnings)) {
+      for (const w of reply.warnings) if (typeof w === 'string') this.onWarning?.(w);
+    }
+    const id = reply.id as RequestId | null;
+    if (id === null || id === undefined) {
+      // The server could not read one of our lines: nothing to match it with, so every
+      // request outstanding on this connection fails with it.
+      this.fail('error' in reply ? wireToError(reply.error) : new AionError('internal', 'aion serve sent a reply without an id'));
+      return;
+    }
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    if ('error' in reply) p.reject(wireToError(reply.error));
+    else p.resolve(reply.result);
+  }
+
+  /** Sends one request and resolves with its result (rejects with the server's typed error). */
+  call<T>(method: Method, params: Record<string, unknown>): Promise<T> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (this.closed) return Promise.reject(new AionError('internal', 'the client is closed'));
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.socket.write(encodeLine({ v: PROTOCOL_VERSION, id, method, params }));
+    });
+  }
+
+  load(archivePath: string, options: DeployOptions = {}) {
+    return this.call<LoadOutcome>('load', { archive: path.resolve(archivePath), ...deployParams(options) });
+  }
+  route(workflowType: string, version: string, options: DeployOptions = {}) {
+    return this.call<RouteOutcome>('route', { workflow_type: workflowType, version, ...deployParams(options) });
+  }
+  versions(workflowType?: string) {
+    return this.call<VersionInfo[]>('versions', workflowType === undefined ? {} : { workflow_type: workflowType });
+  }
+  unload(workflowType: string, version: string, options: DeployOptions = {}) {
+    return this.call<UnloadOutcome>('unload', { workflow_type: workflowType, version, ...deployParams(options) });
+  }
+  history(workflowType?: string) {
+    return this.call<DeployRecord[]>('history', workflowType === undefined ? {} : { workflow_type: workflowType });
+  }
+  start(workflowType: string, input: unknown, options: { workflowId?: string } = {}) {
+    return this.call<StartOutcome>('start', {
+      workflow_type: workflowType,
+      input: input ?? null,
+      ...(options.workflowId === undefined ? {} : { workflow_id: options.workflowId }),
+    });
+  }
+  signal(workflowId: string, name: string, input: unknown) {
+    return this.call<SignalOutcome>('signal', { workflow_id: workflowId, name, input: input ?? null });
+  }
+  terminate(workflowId: string, reason: string) {
+    return this.call<SignalOutcome>('terminate', { workflow_id: workflowId, reason });
+  }
+  runs(filter: RunFilter = {}) {
+    const params: Record<string, unknown> = {};
+    if (filter.type !== undefined) params.type = filter.type;
+    if (filter.version !== undefined) params.version = filter.version;
+    if (filter.status !== undefined) params.status = filter.status;
+    return this.call<RunSummary[]>('runs', params);
+  }
+  show(workflowId: string) {
+    return this.call<RunDetail>('show', { workflow_id: workflowId });
+  }
+
+  /** Closes the connection (never the server). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.fail(new AionError('internal', 'the client was closed before aion serve replied'));
+    await new Promise<void>((resolve) => {
+      if (this.socket.destroyed) return resolve();
+      this.socket.once('close', () => resolve());
+      this.socket.end();
+      // Do not wait on a server that does not close its side.
+      setTimeout(() => {
+        this.socket.destroy();
+        resolve();
+      }, 1000).unref();
+    });
+  }
+}
+
+function deployParams(options: DeployOptions): Record<string, unknown> {
+  const params: Record<string, unknown> = {};
+  if (options.dryRun) params.dry_run = true;
+  if (options.message !== undefined) params.message = options.message;
+  return params;
+}

@@ -1,0 +1,291 @@
+// The control socket of `aion serve`: accepts connections, reads newline-delimited JSON
+// requests (src/server/protocol.ts) and carries each one out on the serving engine through
+// the same `EmbeddedClient` a command uses in-process, so results and typed errors are the
+// engine's own. Requests are dispatched as they arrive — concurrently, across and within
+// connections; nothing here serializes them, so a request waits only for the engine's own
+// locks (the deploy lock of a mutation, the lock of one workflow id). Bad input of any kind
+// gets an error reply (or, for a half-sent request, silence) and never reaches the engine.
+//
+// Shutdown (`close`): new requests are refused with `shutting_down`, the listening socket is
+// closed (and its file removed), requests in flight are waited for, then every connection is
+// closed.
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { chmodSync, lstatSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { AionError, toAionError } from '../errors.js';
+import { EmbeddedClient } from '../client/client.js';
+import type { Engine } from '../engine/engine.js';
+import {
+  encodeLine,
+  errorToWire,
+  LineSplitter,
+  MAX_REQUEST_BYTES,
+  parseRequest,
+  PROTOCOL_VERSION,
+  type Request,
+  type RequestId,
+} from './protocol.js';
+
+/** Warnings raised while serving a request are collected here and sent back with its reply. */
+export const requestWarnings = new AsyncLocalStorage<string[]>();
+
+export interface ControlOptions {
+  engine: Engine;
+  stateDir: string;
+  socketPath: string;
+  /** Called after each request has been carried out (the serving loop re-checks its timers). */
+  onRequestDone?: () => void;
+}
+
+interface Connection {
+  socket: net.Socket;
+  inFlight: number;
+  /** The client has finished sending: close our side once the last reply is written. */
+  ended: boolean;
+}
+
+export class ControlServer {
+  private readonly server: net.Server;
+  private readonly client: EmbeddedClient;
+  private readonly connections = new Set<Connection>();
+  private inFlight = 0;
+  private stopping = false;
+  private drained: (() => void) | undefined;
+  private closing: Promise<void> | undefined;
+  private socketIno: number | undefined;
+
+  private constructor(private readonly options: ControlOptions) {
+    this.client = new EmbeddedClient(options.engine);
+    this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+  }
+
+  get socketPath(): string {
+    return this.options.socketPath;
+  }
+
+  /** Listens on the socket path (its directory must be ready and no file in the way). */
+  static async listen(options: ControlOptions): Promise<ControlServer> {
+    const control = new ControlServer(options);
+    await new Promise<void>((resolve, reject) => {
+      control.server.once('error', reject);
+      // The bind happens within listen(): a restrictive umask makes the socket owner-only
+      // from its first moment (its directory already is).
+      const umask = process.umask(0o177);
+      try {
+        control.server.listen(options.socketPath, () => {
+          control.server.off('error', reject);
+          resolve();
+        });
+      } finally {
+        process.umask(umask);
+      }
+    }).catch((error: unknown) => {
+      throw new AionError('store', `cannot listen on the control socket ${options.socketPath}: ${(error as Error).message}`, { cause: error });
+    });
+    chmodSync(options.socketPath, 0o600);
+    control.socketIno = lstatSync(options.socketPath).ino;
+    control.server.on('error', () => {
+      // Errors of an established listener (none expected) must not bring the engine down.
+    });
+    return control;
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.stopping) {
+      socket.destroy();
+      return;
+    }
+    const conn: Connection = { socket, inFlight: 0, ended: false };
+    this.connections.add(conn);
+    const splitter = new LineSplitter(MAX_REQUEST_BYTES);
+    socket.on('error', () => {
+      // A client that vanishes (ECONNRESET, EPIPE) only loses its replies.
+    });
+    socket.on('close', () => this.connections.delete(conn));
+    socket.on('data', (chunk: Buffer) => {
+      if (splitter.overflowed) return;
+      const { lines, overflow } = splitter.push(chunk);
+      for (const line of lines) this.handleLine(conn, line);
+      if (overflow) {
+        this.send(conn, {
+          v: PROTOCOL_VERSION,
+          id: null,
+          error: errorToWire(
+            new AionError('usage', `request too large: a request line may be at most ${MAX_REQUEST_BYTES} bytes; closing the connection`, {
+              details: { max_request_bytes: MAX_REQUEST_BYTES },
+            }),
+          ),
+        });
+        socket.end();
+        setTimeout(() => socket.destroy(), 1000).unref();
+      }
+    });
+    socket.on('end', () => {
+      // Whatever unfinished line is buffered is a half-sent request: dropped.
+      conn.ended = true;
+      if (conn.inFlight === 0) socket.end();
+    });
+  }
+
+  private handleLine(conn: Connection, line: string): void {
+    if (line.trim() === '') return;
+    const parsed = parseRequest(line);
+    if ('error' in parsed) {
+      this.send(conn, { v: PROTOCOL_VERSION, id: parsed.id, error: errorToWire(parsed.error) });
+      return;
+    }
+    const request = parsed.request;
+    if (this.stopping) {
+      this.send(conn, {
+        v: PROTOCOL_VERSION,
+        id: request.id,
+        error: errorToWire(new AionError('shutting_down', `aion serve is shutting down and refuses new work (${request.method})`, { hint: 'retry once aion serve has stopped or restarted' })),
+      });
+      return;
+    }
+    this.inFlight++;
+    conn.inFlight++;
+    const warnings: string[] = [];
+    void requestWarnings
+      .run(warnings, () => this.dispatch(request))
+      .then(
+        (result) => this.reply(conn, request.id, { result }, warnings),
+        (error: unknown) => this.reply(conn, request.id, { error: errorToWire(toAionError(error)) }, warnings),
+      )
+      .finally(() => {
+        conn.inFlight--;
+        this.inFlight--;
+        if (conn.ended && conn.inFlight === 0) conn.socket.end();
+        if (this.inFlight === 0) this.drained?.();
+        try {
+          this.options.onRequestDone?.();
+        } catch {
+          // A notification must not break a reply.
+        }
+      });
+  }
+
+  private reply(conn: Connection, id: RequestId, body: { result: unknown } | { error: ReturnType<typeof errorToWire> }, warnings: string[]): void {
+    const extra = warnings.length > 0 ? { warnings } : {};
+    let line: string;
+    try {
+      line = encodeLine({ v: PROTOCOL_VERSION, id, ...body, ...extra });
+    } catch (error) {
+      line = encodeLine({ v: PROTOCOL_VERSION, id, error: errorToWire(toAionError(error)), ...extra });
+    }
+    this.write(conn, line);
+  }
+
+  private send(conn: Connection, value: unknown): void {
+    this.write(conn, encodeLine(value));
+  }
+
+  private write(conn: Connection, line: string): void {
+    const s = conn.socket;
+    if (s.destroyed || !s.writable) return;
+    s.write(line);
+  }
+
+  /** Carries out one request on the serving engine. */
+  private async dispatch(request: Request): Promise<unknown> {
+    const p = new Params(request.params);
+    const c = this.client;
+    switch (request.method) {
+      case 'hello':
+        return { server: 'aion serve', v: PROTOCOL_VERSION, pid: process.pid, state_dir: this.options.stateDir };
+      case 'load': {
+        const archive = p.str('archive');
+        if (!path.isAbsolute(archive)) throw new AionError('usage', `'archive' must be an absolute path, got '${archive}'`);
+        return c.load(archive, p.deploy());
+      }
+      case 'route':
+        return c.route(p.str('workflow_type'), p.str('version'), p.deploy());
+      case 'versions':
+        return c.versions(p.optStr('workflow_type'));
+      case 'unload':
+        return c.unload(p.str('workflow_type'), p.str('version'), p.deploy());
+      case 'history':
+        return c.history(p.optStr('workflow_type'));
+      case 'start': {
+        const workflowId = p.optStr('workflow_id');
+        return c.start(p.str('workflow_type'), p.any('input'), workflowId === undefined ? {} : { workflowId });
+      }
+      case 'signal':
+        return c.signal(p.str('workflow_id'), p.str('name'), p.any('input'));
+      case 'terminate':
+        return c.terminate(p.str('workflow_id'), p.str('reason'));
+      case 'runs': {
+        const filter: { type?: string; version?: string; status?: string } = {};
+        for (const k of ['type', 'version', 'status'] as const) {
+          const v = p.optStr(k);
+          if (v !== undefined) filter[k] = v;
+        }
+        return c.runs(filter);
+      }
+      case 'show':
+        return c.show(p.str('workflow_id'));
+    }
+  }
+
+  /**
+   * Stops serving: refuses new requests (`shutting_down`), stops accepting connections and
+   * removes the socket file, waits for the requests in flight, then closes every connection.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.stopping = true;
+      // Closes the listening handle now ('close' itself waits for connections: not awaited).
+      this.server.close(() => {});
+      this.removeSocketFile();
+      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      for (const conn of this.connections) conn.socket.destroy();
+      this.connections.clear();
+    })();
+    return this.closing;
+  }
+
+  /** Removes the socket file if it is still the one we bound (libuv usually did already). */
+  private removeSocketFile(): void {
+    try {
+      if (lstatSync(this.options.socketPath).ino === this.socketIno) rmSync(this.options.socketPath, { force: true });
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Typed access to a request's params: wrong types are `usage` errors naming the field. */
+class Params {
+  constructor(private readonly params: Record<string, unknown>) {}
+
+  str(name: string): string {
+    const v = this.params[name];
+    if (typeof v !== 'string') throw new AionError('usage', `parameter '${name}' must be a string`);
+    return v;
+  }
+  optStr(name: string): string | undefined {
+    const v = this.params[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'string') throw new AionError('usage', `parameter '${name}' must be a string`);
+    return v;
+  }
+  optBool(name: string): boolean | undefined {
+    const v = this.params[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw new AionError('usage', `parameter '${name}' must be a boolean`);
+    return v;
+  }
+  any(name: string): unknown {
+    return this.params[name] ?? null;
+  }
+  deploy(): { dryRun?: boolean; message?: string } {
+    const out: { dryRun?: boolean; message?: string } = {};
+    const dryRun = this.optBool('dry_run');
+    if (dryRun !== undefined) out.dryRun = dryRun;
+    const message = this.optStr('message');
+    if (message !== undefined) out.message = message;
+    return out;
+  }
+}
