@@ -2,7 +2,7 @@
 export * from './history.js';
 export { ModuleRegistry, HOST_MODULES, deployedName, type CompiledModule } from './registry.js';
 export { resolveSpecifier, isLogicalName, modulePath, type Resolution } from './resolve.js';
-export { verifyEntry, DEFAULT_ACTIVATION_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from './sandbox.js';
+export { verifyEntry, isSandboxPromise, DEFAULT_ACTIVATION_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from './sandbox.js';
 export {
   replay,
   runActivity,

@@ -40,12 +40,23 @@ export class StepTimeout extends Error {
 const sandboxPromisePrototypes = new WeakSet<object>();
 let rejectionFilterInstalled = false;
 
+/**
+ * Whether a promise was made inside one of the runtime's sandboxes. For a process-level
+ * 'unhandledRejection' listener of the engine or CLI: with another listener installed, the
+ * runtime's own filter no longer rethrows host rejections, but it still swallows sandbox ones;
+ * such a listener should ignore promises for which this returns true. Never throws.
+ */
+export function isSandboxPromise(promise: unknown): boolean {
+  if (typeof promise !== 'object' || promise === null) return false;
+  const proto: unknown = Object.getPrototypeOf(promise);
+  return typeof proto === 'object' && proto !== null && sandboxPromisePrototypes.has(proto);
+}
+
 function installRejectionFilter(): void {
   if (rejectionFilterInstalled) return;
   rejectionFilterInstalled = true;
   process.on('unhandledRejection', (reason, promise) => {
-    const proto: unknown = Object.getPrototypeOf(promise);
-    if (typeof proto === 'object' && proto !== null && sandboxPromisePrototypes.has(proto)) return;
+    if (isSandboxPromise(promise)) return;
     if (process.listenerCount('unhandledRejection') === 1) throw reason;
   });
 }

@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Activation, WorkflowEvent } from '../../src/runtime/history.js';
 import { replay, NonDeterminismError } from '../../src/runtime/executor.js';
 import { drive, info, newVersion, record, setup, started, mods } from './support.js';
@@ -373,4 +376,25 @@ test('a resolution for a call the code never made is non-determinism', () => {
     { type: 'ActivityCompleted', at: 1_002, seq: 1, result: null },
   ];
   failedWith(replay(registry, version, info(), history), 'NonDeterminismError', /^non-determinism at activity #1: history has its ActivityCompleted, but the code has not asked for it$/);
+});
+
+test('a rejection workflow code leaves unhandled does not kill the process; host rejections still do', () => {
+  // In a child process: the test runner installs its own unhandledRejection listener.
+  const runtime = pathToFileURL(path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/runtime/index.js')).href;
+  const script = (hostRejection: boolean) => `
+    import { ModuleRegistry, replay } from ${JSON.stringify(runtime)};
+    const registry = new ModuleRegistry();
+    registry.register('v', new Map([['flow', Buffer.from("exports.main = async (ctx) => { ctx.activity('nope'); Promise.reject(new Error('floating')); return 1; };")]]));
+    const run = { workflowId: 'w', runId: 'r', workflowType: 'flow', entryModule: 'flow', entryFunction: 'main', activities: [] };
+    const activation = replay(registry, 'v', run, [{ type: 'WorkflowStarted', at: 1, workflow_id: 'w', run_id: 'r', workflow_type: 'flow', package_version: 'v', input: null }]);
+    setTimeout(() => {
+      console.log(activation.status);
+      if (${hostRejection}) Promise.reject(new Error('host bug'));
+    }, 20);`;
+  const sandboxOnly = spawnSync(process.execPath, ['--input-type=module', '-e', script(false)], { encoding: 'utf8' });
+  assert.equal(sandboxOnly.status, 0, sandboxOnly.stderr);
+  assert.equal(sandboxOnly.stdout.trim(), 'completed');
+  const withHost = spawnSync(process.execPath, ['--input-type=module', '-e', script(true)], { encoding: 'utf8' });
+  assert.equal(withHost.status, 1);
+  assert.match(withHost.stderr, /host bug/);
 });
