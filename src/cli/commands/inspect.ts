@@ -7,7 +7,7 @@ import type { Streams } from '../output.js';
 export function registerInspect(program: Command, streams: Streams): void {
   program
     .command('inspect')
-    .description('Validate a .aion archive without loading it and show its manifest')
+    .description('validate a .aion archive without loading it and show its manifest')
     .argument('<archive>', 'path of the .aion archive')
     .addHelpText(
       'after',

@@ -7,7 +7,7 @@ import type { Streams } from '../output.js';
 export function registerPack(program: Command, streams: Streams): void {
   program
     .command('pack')
-    .description('Build a .aion archive from a workflow project (byte-for-byte reproducible)')
+    .description('build a .aion archive from a workflow project (byte-for-byte reproducible)')
     .argument('[project_dir]', 'workflow project directory with workflow.json and modules/', '.')
     .option('--out <file>', "archive path, relative to the current directory (default: workflow.json 'output', else <entry_module>.aion in the project)")
     .addHelpText(
