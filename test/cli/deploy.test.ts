@@ -98,7 +98,8 @@ describe('deploy flow through bin/aion', () => {
     assert.equal(started.code, 0, started.stderr);
     assert.equal(started.json.status, 'running');
     return packVariant('approval', work.dir, 'approval-v2').then((av2) => {
-      assert.equal(aion([...s, 'load', av2.path]).code, 0);
+      const loaded = aion([...s, 'load', av2.path]);
+      assert.equal(loaded.code, 0, loaded.stderr);
       const refused = aion([...s, 'unload', 'approval', approval.version, '--json']);
       assert.equal(refused.code, 4);
       assert.deepEqual(refused.json.error.pinned_by, { kind: 'recoverable_run', workflow_id: 'order-7', run_id: started.json.run_id });

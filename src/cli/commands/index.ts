@@ -4,8 +4,20 @@
 import type { Command } from 'commander';
 import type { Streams } from '../output.js';
 import { registerInspect } from './inspect.js';
+import { registerLoad } from './load.js';
 import { registerPack } from './pack.js';
+import { registerRoute } from './route.js';
+import { registerUnload } from './unload.js';
+import { registerVersions } from './versions.js';
+import { registerStart } from './start.js';
+import { registerSignal } from './signal.js';
+import { registerTerminate } from './terminate.js';
+import { registerRuns } from './runs.js';
+import { registerShow } from './show.js';
+import { registerServe } from './serve.js';
 
 export type Register = (program: Command, streams: Streams) => void;
 
-export const COMMANDS: Register[] = [registerPack, registerInspect];
+export const COMMANDS: Register[] = [registerPack, registerInspect, registerLoad, registerVersions, registerRoute, registerUnload,
+  registerStart, registerSignal, registerTerminate, registerRuns, registerShow, registerServe,
+];
