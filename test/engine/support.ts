@@ -21,6 +21,8 @@ export class InstrumentedKV implements KV {
   scanned = 0;
   gets = 0;
   failBatches = 0;
+  /** Fails every batch this predicate accepts (e.g. the one that starts a given child). */
+  failWhen: ((ops: BatchOp[]) => boolean) | undefined;
   batches: BatchOp[][] = [];
 
   constructor(private readonly inner: KV) {}
@@ -38,6 +40,7 @@ export class InstrumentedKV implements KV {
     return this.inner.getMany(keys);
   }
   async batch(ops: BatchOp[], options: { sync: boolean }) {
+    if (this.failWhen?.(ops)) throw new Error('injected write failure (predicate)');
     if (this.failBatches > 0) {
       this.failBatches--;
       throw new Error('injected write failure (disk full)');
