@@ -22,6 +22,8 @@ export interface Client {
   versions(workflowType?: string): Promise<VersionInfo[]>;
   unload(workflowType: string, version: string, options?: DeployOptions): Promise<UnloadOutcome>;
   history(workflowType?: string): Promise<DeployRecord[]>;
+  /** Routes the type back to the version routed before the current one (see Engine.rollbackWorkflowVersion). */
+  rollback(workflowType: string, options?: DeployOptions): Promise<RouteOutcome>;
   start(workflowType: string, input: unknown, options?: { workflowId?: string }): Promise<StartOutcome>;
   signal(workflowId: string, name: string, input: unknown): Promise<SignalOutcome>;
   terminate(workflowId: string, reason: string): Promise<SignalOutcome>;
@@ -58,6 +60,9 @@ export class EmbeddedClient implements Client {
   }
   history(workflowType?: string) {
     return this.engine.deployHistory(workflowType);
+  }
+  rollback(workflowType: string, options?: DeployOptions) {
+    return this.engine.rollbackWorkflowVersion(workflowType, options);
   }
   start(workflowType: string, input: unknown, options?: { workflowId?: string }) {
     return this.engine.runs.start(workflowType, input, options);

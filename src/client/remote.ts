@@ -212,6 +212,9 @@ export class RemoteClient implements Client {
   history(workflowType?: string) {
     return this.call<DeployRecord[]>('history', workflowType === undefined ? {} : { workflow_type: workflowType });
   }
+  rollback(workflowType: string, options: DeployOptions = {}) {
+    return this.call<RouteOutcome>('rollback', { workflow_type: workflowType, ...deployParams(options) });
+  }
   start(workflowType: string, input: unknown, options: { workflowId?: string } = {}) {
     return this.call<StartOutcome>('start', {
       workflow_type: workflowType,

@@ -4,7 +4,7 @@
 // to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
 // failure at any step leaves both the state directory and the catalog exactly as before.
 import os from 'node:os';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { WorkflowCatalog, type VersionEntry } from '../catalog/catalog.js';
@@ -42,6 +42,34 @@ export interface DeployOptions {
   dryRun?: boolean;
   /** Free text recorded in the deploy history. */
   message?: string;
+  /**
+   * Load only: called as each step begins (progress views). Never over the control socket.
+   * A throwing callback is ignored; it cannot fail the load.
+   */
+  onProgress?: (step: LoadStep, detail?: LoadProgressDetail) => void;
+}
+
+/** The steps of a load, in order. `register` and `verify` are skipped for a loaded version. */
+export const LOAD_STEPS = ['read', 'validate', 'hash', 'register', 'verify', 'persist', 'route'] as const;
+export type LoadStep = (typeof LOAD_STEPS)[number];
+
+export interface LoadProgressDetail {
+  /** `read`: bytes read so far, of `total`. */
+  bytes?: number;
+  total?: number;
+  /** Set once known (from `register` on). */
+  workflow_type?: string;
+  version?: string;
+  /** Why the step does nothing (e.g. `already loaded`). */
+  skipped?: string;
+}
+
+function progress(options: DeployOptions, step: LoadStep, detail?: LoadProgressDetail): void {
+  try {
+    options.onProgress?.(step, detail);
+  } catch {
+    // A progress view must never fail a deploy.
+  }
 }
 
 /** A run executing in this process: a live-run pin on its version. */
@@ -145,8 +173,10 @@ export class Engine {
   async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
     return admitted(this.gate, 'load', async () => {
       const { readPackage } = await import('../package/index.js');
-      const bytes = 'bytes' in source ? source.bytes : await readArchiveFile(source.path);
-      const pkg = readPackage(bytes);
+      progress(options, 'read');
+      const bytes = 'bytes' in source ? source.bytes : await readArchiveFile(source.path, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
+      progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
+      const pkg = readPackage(bytes, {}, { beforeHash: () => progress(options, 'hash') });
       const { api, registry } = await this.runtime();
       return this.deployLock.run(async () => {
         const release = await this.catalog.beginMutation();
@@ -191,7 +221,9 @@ export class Engine {
         );
       }
       const outcome: LoadOutcome = { ...base, freshly_loaded: false };
+      progress(options, 'register', { workflow_type: type, version, skipped: 'already loaded' });
       if (options.dryRun) return { ...outcome, dry_run: true };
+      progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
       // after a failed persistence must complete it.
       await this.store.write(
@@ -203,11 +235,13 @@ export class Engine {
         ],
         { sync: true },
       );
+      progress(options, 'route', { workflow_type: type, version });
       this.catalog.commitLoad(resident, true);
       return outcome;
     }
 
     // A dry run verifies in a scratch registry so that nothing is registered in this one.
+    progress(options, 'register', { workflow_type: type, version });
     const target = options.dryRun ? new api.ModuleRegistry() : registry;
     const alreadyRegistered = target.has(version);
     const deployed = target.register(version, pkg.modules);
@@ -215,6 +249,7 @@ export class Engine {
       if (alreadyRegistered) return;
       for (const name of deployed) target.unregister(name);
     };
+    progress(options, 'verify', { workflow_type: type, version });
     try {
       api.verifyEntry(target, version, pkg.manifest.entry_module, pkg.manifest.entry_function, pkg.manifest.activities);
     } catch (error) {
@@ -237,6 +272,7 @@ export class Engine {
       moduleNames: [...pkg.modules.keys()],
       archiveBytes: bytes.length,
     };
+    progress(options, 'persist', { workflow_type: type, version });
     try {
       await this.store.write(
         [
@@ -251,6 +287,7 @@ export class Engine {
       unregister();
       throw error;
     }
+    progress(options, 'route', { workflow_type: type, version });
     this.catalog.commitLoad(entry, true);
     return outcome;
   }
@@ -263,25 +300,81 @@ export class Engine {
    * `store` (the pointer was not written and the catalog not changed). Idempotent.
    */
   async routeWorkflowVersion(workflowType: string, ref: string, options: DeployOptions = {}): Promise<RouteOutcome> {
-    return admitted(this.gate, 'route', () =>
+    return this.routeMutation('route', async () => this.routeLocked(workflowType, this.catalog.resolve(workflowType, ref), options));
+  }
+
+  /**
+   * Routes a type back to the version that was routed before the current one, as the deploy
+   * history records it: walking the type's records newest first, the first load or route
+   * record that moved the route to the current version (its `previous` differs from its
+   * `version`; unload records are skipped) names the target in its `previous`. A rollback is
+   * itself recorded as a `route` (message defaults to "rollback"), so a second rollback finds
+   * that record and returns to where the first one started — it toggles, like `cd -`.
+   *
+   * Failures: `not_found` when the type has no routed version, when no record explains the
+   * current route or it had no previous version, or when that version has since been
+   * unloaded (`error.target`); `shutting_down`; `store`. Same locks and atomicity as a route.
+   */
+  async rollbackWorkflowVersion(workflowType: string, options: DeployOptions = {}): Promise<RouteOutcome> {
+    return this.routeMutation('rollback', async () => {
+      const current = this.catalog.snapshot().routes.get(workflowType);
+      if (current === undefined) {
+        throw new AionError('not_found', `workflow type '${workflowType}' has no routed version, so there is nothing to roll back`, {
+          details: { workflow_type: workflowType },
+          hint: "see what is loaded with 'aion versions'",
+        });
+      }
+      const history = await this.deployHistory(workflowType);
+      let target: string | null | undefined;
+      for (let i = history.length - 1; i >= 0; i--) {
+        const r = history[i]!;
+        if (r.operation === 'unload' || r.version !== current || r.previous === r.version) continue;
+        target = r.previous;
+        break;
+      }
+      const short = current.slice(0, 12);
+      if (!target) {
+        throw new AionError('not_found', `no version was routed before ${short} for '${workflowType}': nothing to roll back to`, {
+          details: { workflow_type: workflowType, version: current, target: null },
+          hint: `see the deploy history with 'aion history ${workflowType}', or route explicitly: aion route ${workflowType} <version>`,
+        });
+      }
+      const entry = this.catalog.get(workflowType, target);
+      if (!entry) {
+        throw new AionError('not_found', `version ${target.slice(0, 12)}, routed before ${short} for '${workflowType}', has been unloaded: cannot roll back to it`, {
+          details: { workflow_type: workflowType, version: current, target, loaded: this.catalog.versionsOf(workflowType).map((e) => e.version) },
+          hint: `load its archive again (aion load <archive>), or pick a loaded version: aion versions ${workflowType}, then aion route ${workflowType} <version>`,
+        });
+      }
+      return this.routeLocked(workflowType, entry, { ...options, message: options.message ?? 'rollback' });
+    });
+  }
+
+  /** Admission, deploy lock, then mutation lock, around a route change. */
+  private routeMutation(what: string, fn: () => Promise<RouteOutcome>): Promise<RouteOutcome> {
+    return admitted(this.gate, what, () =>
       this.deployLock.run(async () => {
         const release = await this.catalog.beginMutation();
         try {
-          const entry = this.catalog.resolve(workflowType, ref);
-          const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
-          const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
-          if (options.dryRun) return outcome;
-          await this.store.write(
-            [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
-            { sync: true },
-          );
-          this.catalog.commitRoute(workflowType, entry.version);
-          return outcome;
+          return await fn();
         } finally {
           release();
         }
       }),
     );
+  }
+
+  /** Points the route at a resolved entry: pointer and audit record in one batch, then the swap. */
+  private async routeLocked(workflowType: string, entry: VersionEntry, options: DeployOptions): Promise<RouteOutcome> {
+    const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
+    const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
+    if (options.dryRun) return outcome;
+    await this.store.write(
+      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
+      { sync: true },
+    );
+    this.catalog.commitRoute(workflowType, entry.version);
+    return outcome;
   }
 
   // --- list ---------------------------------------------------------------------------------
@@ -480,9 +573,27 @@ export function describeHolder(h: PinHolder): string {
   }
 }
 
-async function readArchiveFile(path: string): Promise<Uint8Array> {
+const READ_CHUNK = 1 << 20;
+
+/** Reads an archive; with `onBytes`, in 1 MiB chunks reporting (bytes read, total). */
+async function readArchiveFile(path: string, onBytes?: (bytes: number, total: number) => void): Promise<Uint8Array> {
   try {
-    return await readFile(path);
+    if (!onBytes) return await readFile(path);
+    const file = await open(path, 'r');
+    try {
+      const total = (await file.stat()).size;
+      const bytes = new Uint8Array(total);
+      let n = 0;
+      while (n < total) {
+        const { bytesRead } = await file.read(bytes, n, Math.min(READ_CHUNK, total - n), n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+        onBytes(n, total);
+      }
+      return n === total ? bytes : bytes.subarray(0, n);
+    } finally {
+      await file.close();
+    }
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     throw new AionError('usage', code === 'ENOENT' ? `no such archive: ${path}` : `cannot read archive ${path}: ${(error as Error).message}`, {

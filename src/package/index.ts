@@ -9,7 +9,7 @@ export type { AionPackage, Manifest, ManifestModule, PackageLimits } from './typ
 export { contentHash, manifestDigest, sha256Hex, compareUtf8 } from './hash.js';
 export { canonicalJson, parseManifest, serializeManifest, validateManifest } from './manifest.js';
 export { checkLogicalName, isLogicalName, logicalNameProblem, moduleEntryPath, moduleRelativePath } from './names.js';
-export { readPackage, resolveLimits } from './read.js';
+export { readPackage, resolveLimits, type ReadHooks } from './read.js';
 export { readProject, parseWorkflowConfig, type WorkflowConfig, type WorkflowProject } from './project.js';
 export { packProject, buildArchive, projectManifest, resolveOutputPath, type PackOptions, type PackResult } from './pack.js';
 

@@ -29,6 +29,12 @@ export function resolveLimits(limits: Partial<PackageLimits> = {}): PackageLimit
   return merged;
 }
 
+/** Optional notifications from `readPackage` (progress views). */
+export interface ReadHooks {
+  /** Called once the archive's structure and manifest are valid, before the content hash. */
+  beforeHash?: () => void;
+}
+
 /**
  * Validates an archive completely and returns it in memory: zip structure and limits (before
  * inflating anything), entry names (no traversal, absolute paths, backslashes, duplicates,
@@ -36,7 +42,7 @@ export function resolveLimits(limits: Partial<PackageLimits> = {}): PackageLimit
  * the manifest's module list against the archive, the entry module, and the declared version
  * against the computed content hash.
  */
-export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = {}): AionPackage {
+export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = {}, hooks: ReadHooks = {}): AionPackage {
   const resolved = resolveLimits(limits);
   const entries = listZip(bytes, resolved);
 
@@ -116,6 +122,7 @@ export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = 
     if (!listed.has(name)) throw invalid(`entry '${moduleEntryPath(name)}' (module ${JSON.stringify(name)}) is not listed in manifest.json modules`);
   }
 
+  hooks.beforeHash?.();
   const version = contentHash(modules);
   if (version !== manifest.version) {
     throw invalid(`manifest.json version ${manifest.version} does not match the content hash of the modules (${version})`);

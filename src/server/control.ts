@@ -207,6 +207,8 @@ export class ControlServer {
         return c.unload(p.str('workflow_type'), p.str('version'), p.deploy());
       case 'history':
         return c.history(p.optStr('workflow_type'));
+      case 'rollback':
+        return c.rollback(p.str('workflow_type'), p.deploy());
       case 'start': {
         const workflowId = p.optStr('workflow_id');
         return c.start(p.str('workflow_type'), p.any('input'), workflowId === undefined ? {} : { workflowId });

@@ -39,6 +39,7 @@
 //   versions   {workflow_type?}                                   → VersionInfo[]
 //   unload     {workflow_type, version, dry_run?, message?}       → UnloadOutcome
 //   history    {workflow_type?}                                   → DeployRecord[]
+//   rollback   {workflow_type, dry_run?, message?}                → RouteOutcome
 //   start      {workflow_type, input?, workflow_id?}              → StartOutcome
 //   signal     {workflow_id, name, input?}                        → SignalOutcome
 //   terminate  {workflow_id, reason}                              → SignalOutcome
@@ -69,6 +70,7 @@ export const METHODS = [
   'versions',
   'unload',
   'history',
+  'rollback',
   'start',
   'signal',
   'terminate',
