@@ -387,6 +387,13 @@ export class Engine {
   async listWorkflowVersions(workflowType?: string): Promise<VersionInfo[]> {
     const snapshot = this.catalog.snapshot();
     const entries = this.catalog.list(workflowType);
+    if (workflowType !== undefined && entries.length === 0) {
+      const known = [...snapshot.versions.keys()].sort();
+      throw new AionError('not_found', `workflow type '${workflowType}' has no loaded versions`, {
+        details: { workflow_type: workflowType, loaded_types: known },
+        hint: known.length > 0 ? `loaded types: ${known.join(', ')}` : 'load a package first: aion load <archive>',
+      });
+    }
     const result: VersionInfo[] = [];
     for (const entry of entries) {
       const pins = await readVersionPins(this.store, entry.workflowType, entry.version, 0);

@@ -86,6 +86,10 @@ describe('deploy flow through bin/aion', () => {
     assert.equal(badPrefix.code, 2);
     assert.equal(badPrefix.json.error.code, 'usage');
 
+    const noType = aion([...s, 'versions', 'nope', '--json']);
+    assert.equal(noType.code, 3);
+    assert.deepEqual(noType.json.error.loaded_types, ['hello']);
+
     const missing = aion([...s, 'load', path.join(work.dir, 'nope.aion'), '--json']);
     assert.equal(missing.code, 2);
     assert.match(missing.json.error.message, /no such archive/);
