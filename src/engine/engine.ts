@@ -7,6 +7,7 @@ import os from 'node:os';
 import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
+import { faultPoint } from '../faults.js';
 import { WorkflowCatalog, type VersionEntry } from '../catalog/catalog.js';
 import { Store, putJSON, putBytes, del, encodeJSON } from '../store/store.js';
 import { K } from '../store/keys.js';
@@ -177,6 +178,7 @@ export class Engine {
       const bytes = 'bytes' in source ? source.bytes : await readArchiveFile(source.path, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
       progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
       const pkg = readPackage(bytes, {}, { beforeHash: () => progress(options, 'hash') });
+      faultPoint('load.validated');
       const { api, registry } = await this.runtime();
       return this.deployLock.run(async () => {
         const release = await this.catalog.beginMutation();
@@ -226,6 +228,7 @@ export class Engine {
       progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
       // after a failed persistence must complete it.
+      faultPoint('load.before-write');
       await this.store.write(
         [
           putJSON(K.packageMeta(type, version), rowOf(resident)),
@@ -236,7 +239,9 @@ export class Engine {
         { sync: true },
       );
       progress(options, 'route', { workflow_type: type, version });
+      faultPoint('load.after-write');
       this.catalog.commitLoad(resident, true);
+      faultPoint('load.swapped');
       return outcome;
     }
 
@@ -245,6 +250,7 @@ export class Engine {
     const target = options.dryRun ? new api.ModuleRegistry() : registry;
     const alreadyRegistered = target.has(version);
     const deployed = target.register(version, pkg.modules);
+    faultPoint('load.registered');
     const unregister = () => {
       if (alreadyRegistered) return;
       for (const name of deployed) target.unregister(name);
@@ -256,6 +262,7 @@ export class Engine {
       unregister();
       throw error;
     }
+    faultPoint('load.verified');
     const outcome: LoadOutcome = { ...base, freshly_loaded: true };
     if (options.dryRun) {
       unregister();
@@ -274,6 +281,7 @@ export class Engine {
     };
     progress(options, 'persist', { workflow_type: type, version });
     try {
+      faultPoint('load.before-write');
       await this.store.write(
         [
           putJSON(K.packageMeta(type, version), rowOf(entry)),
@@ -288,7 +296,9 @@ export class Engine {
       throw error;
     }
     progress(options, 'route', { workflow_type: type, version });
+    faultPoint('load.after-write');
     this.catalog.commitLoad(entry, true);
+    faultPoint('load.swapped');
     return outcome;
   }
 
@@ -369,11 +379,14 @@ export class Engine {
     const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
     const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
     if (options.dryRun) return outcome;
+    faultPoint('route.before-write');
     await this.store.write(
       [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
       { sync: true },
     );
+    faultPoint('route.after-write');
     this.catalog.commitRoute(workflowType, entry.version);
+    faultPoint('route.swapped');
     return outcome;
   }
 
@@ -459,8 +472,10 @@ export class Engine {
     }
     const removed = this.catalog.swapOut(workflowType, version);
     try {
+      faultPoint('unload.swapped-out');
       const { holders, total } = await this.pinHolders(workflowType, version);
       if (total > 0) throw pinnedError(workflowType, version, holders, total);
+      faultPoint('unload.checked');
       if (options.dryRun) {
         this.catalog.restore(removed);
         return { workflow_type: workflowType, version, unloaded: false, dry_run: true };
@@ -473,7 +488,9 @@ export class Engine {
       this.catalog.restore(removed);
       throw error;
     }
+    faultPoint('unload.after-write');
     this.unregisterModules(removed);
+    faultPoint('unload.unregistered');
     return { workflow_type: workflowType, version, unloaded: true };
   }
 

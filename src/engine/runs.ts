@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
+import { faultPoint } from '../faults.js';
 import type { VersionEntry } from '../catalog/catalog.js';
 import { K } from '../store/keys.js';
 import { del, putJSON } from '../store/store.js';
@@ -103,7 +104,9 @@ export class RunManager {
             });
           }
           const id = randomUUID();
+          faultPoint('start.before-write');
           await this.engine.store.write(this.startOps(workflowId, id, pin.entry, input, null, undefined), { sync: false });
+          faultPoint('start.after-write');
           return id;
         });
       } finally {
@@ -131,7 +134,9 @@ export class RunManager {
     try {
       runId = await this.lockOf(workflowId).run(async () => {
         const rec = await this.requireRunning(workflowId, 'signal');
+        faultPoint('signal.before-write');
         await this.append(rec, [{ type: 'SignalReceived', at: Date.now(), name, input }], []);
+        faultPoint('signal.after-write');
         return rec.run_id;
       });
       this.enqueue(workflowId);
@@ -151,7 +156,9 @@ export class RunManager {
         const current = await this.requireRunning(workflowId, 'terminate');
         const history = await this.readHistory(current.run_id);
         const ops = this.endOps(current, history);
+        faultPoint('terminate.before-write');
         await this.append(current, [{ type: 'WorkflowTerminated', at: Date.now(), reason }], ops, { status: 'terminated', error: { message: reason } });
+        faultPoint('terminate.after-write');
         return current;
       });
       if (rec.parent) this.enqueue(rec.parent.workflow_id);
@@ -250,7 +257,9 @@ export class RunManager {
           await this.engine.store.write([del(t.key)], { sync: false });
           return;
         }
+        faultPoint('timer.before-write');
         await this.append(rec, [{ type: 'TimerFired', at: Date.now(), seq: t.seq }], [del(t.key)]);
+        faultPoint('timer.after-write');
       });
       this.enqueue(t.workflowId);
     }
@@ -296,7 +305,9 @@ export class RunManager {
           await this.recordCommands(rec, activation.commands);
           continue;
         }
+        faultPoint('finish.before-write');
         await this.finish(rec, history, activation);
+        faultPoint('finish.after-write');
         if (rec.parent) wake.push(rec.parent.workflow_id);
         if (activation.status === 'continued_as_new') wake.push(workflowId);
         return;
@@ -343,7 +354,9 @@ export class RunManager {
     }
     for (const e of history) {
       if (e.type === 'TimerStarted' && !firedTimers.has(e.seq) && e.fire_at <= now) {
+        faultPoint('timer.before-write');
         await this.append(rec, [{ type: 'TimerFired', at: now, seq: e.seq }], [del(K.timer(e.fire_at, rec.workflow_id, e.seq))]);
+        faultPoint('timer.after-write');
         return true;
       }
       if (e.type === 'ChildWorkflowStarted' && !resolvedChildren.has(e.seq)) {
@@ -356,12 +369,16 @@ export class RunManager {
           return true;
         }
         if (child.status === 'completed') {
+          faultPoint('child-result.before-write');
           await this.append(rec, [{ type: 'ChildWorkflowCompleted', at: now, seq: e.seq, result: child.result }], []);
+          faultPoint('child-result.after-write');
           return true;
         }
         if (child.status === 'failed' || child.status === 'terminated') {
           const why = child.status === 'terminated' ? `child ${child.workflow_id} was terminated: ${child.error?.message ?? ''}` : (child.error?.message ?? 'child failed');
+          faultPoint('child-result.before-write');
           await this.append(rec, [{ type: 'ChildWorkflowFailed', at: now, seq: e.seq, error: { message: why, name: child.error?.name } }], []);
+          faultPoint('child-result.after-write');
           return true;
         }
       }
@@ -384,7 +401,9 @@ export class RunManager {
     } catch (error) {
       event = { type: 'ActivityFailed', at: Date.now(), seq, error: { message: (error as Error).message, name: (error as Error).name } };
     }
+    faultPoint('activity.before-write');
     await this.append(rec, [event], []);
+    faultPoint('activity.after-write');
   }
 
   /** Records what an activation asked for: activities, timers, children (record-then-start). */
@@ -424,7 +443,9 @@ export class RunManager {
         ops.push(pinOps.addChild(cmd.workflow_type, routed.version, childId, rec.workflow_id));
       }
     }
+    faultPoint('record.before-write');
     await this.append(rec, events, ops);
+    faultPoint('record.after-write');
   }
 
   /** Starts a recorded child on its recorded version; its recorded-child pin becomes a run pin. */
@@ -441,7 +462,9 @@ export class RunManager {
       try {
         const ops = this.startOps(e.child_workflow_id, randomUUID(), entry, e.input, { workflow_id: parent.workflow_id, run_id: parent.run_id, seq: e.seq }, undefined);
         ops.push(pinOps.removeChild(e.workflow_type, e.package_version, e.child_workflow_id));
+        faultPoint('child-start.before-write');
         await this.engine.store.write(ops, { sync: false });
+        faultPoint('child-start.after-write');
       } finally {
         pin.release();
       }
