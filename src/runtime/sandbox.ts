@@ -106,8 +106,10 @@ export class Sandbox {
   /** Throws only on an internal failure (the prelude itself failing). */
   constructor(modules: ReadonlyMap<string, CompiledModule>, handlers: BridgeHandlers, options: PreludeOptions) {
     installRejectionFilter();
+    // The global's host object has no prototype: over a plain `{}`, module code could climb
+    // `globalThis.constructor.constructor` to the host's Function and reach `process`.
     this.context = vm.createContext(
-      {},
+      Object.create(null) as object,
       {
         name: `aion ${options.mode}`,
         microtaskMode: 'afterEvaluate',
