@@ -16,7 +16,7 @@ export async function withClient<T>(
     write: options.write,
     command: `aion ${options.command}`,
     onWait: (holder) =>
-      process.stderr.write(
+      ctx.out.streams.stderr.write(
         `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
       ),
     onWarning: (message) => ctx.out.warn(message),

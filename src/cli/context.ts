@@ -57,7 +57,7 @@ export function action<A extends unknown[]>(body: CommandBody<A>, streams: Strea
       out = new Output(streams, { json: globals.json, color: globals.color });
       await body({ globals, out }, ...(args.slice(0, -1) as A));
     } catch (error) {
-      process.exitCode = out.error(error);
+      process.exitCode = out.error(error, command.name());
     }
   };
 }

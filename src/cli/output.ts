@@ -5,8 +5,10 @@ import { Chalk, type ChalkInstance } from 'chalk';
 import { AionError, toAionError } from '../errors.js';
 
 export interface Streams {
-  stdout: NodeJS.WritableStream & { isTTY?: boolean };
-  stderr: NodeJS.WritableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
+  /** Keyboard input of interactive views (`aion top`); process.stdin when absent. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
 }
 
 export interface OutputOptions {
@@ -21,6 +23,8 @@ export class Output {
   /** Colour for stderr text (errors, warnings). */
   readonly ce: ChalkInstance;
   readonly isTTY: boolean;
+  /** Colour wanted (no --no-color, no NO_COLOR); views use it, chalk instances already do. */
+  readonly color: boolean;
 
   constructor(
     readonly streams: Streams,
@@ -28,6 +32,7 @@ export class Output {
   ) {
     this.json = options.json;
     this.isTTY = Boolean(streams.stdout.isTTY);
+    this.color = options.color;
     this.c = new Chalk({ level: options.color && this.isTTY ? 1 : 0 });
     this.ce = new Chalk({ level: options.color && streams.stderr.isTTY ? 1 : 0 });
   }
@@ -52,19 +57,60 @@ export class Output {
     this.streams.stderr.write(this.ce.yellow('warning: ') + message + '\n');
   }
 
-  /** Renders a failure and returns the exit code it maps to. */
-  error(raw: unknown): number {
+  /**
+   * Interactive ink views (spinners, `aion top`): only for people at a terminal — both stdout
+   * and stderr are terminals and no --json. Piped or redirected output never gets one.
+   */
+  get interactive(): boolean {
+    // A terminal that reports no width (some pseudo-terminals) cannot lay out a view.
+    return !this.json && this.isTTY && Boolean(this.streams.stderr.isTTY) && (this.streams.stderr.columns ?? 0) > 0;
+  }
+
+  /**
+   * Renders a failure — one line, then a hint line naming the next step when there is one —
+   * and returns the exit code it maps to. `command` (e.g. `load`) sharpens the fallback hints.
+   */
+  error(raw: unknown, command?: string): number {
     const error = toAionError(raw);
     if (this.json) {
       this.streams.stdout.write(JSON.stringify(error.toJSON(), null, 2) + '\n');
     } else {
-      this.streams.stderr.write(`${this.ce.red('error:')} ${error.message}\n`);
-      if (error.hint) this.streams.stderr.write(`${this.ce.dim('hint:')} ${error.hint}\n`);
+      this.streams.stderr.write(`${this.ce.red('error:')} ${oneLine(error.message)}\n`);
+      const hint = error.hint ?? fallbackHint(error, command);
+      if (hint) this.streams.stderr.write(`${this.ce.dim('hint:')} ${hint}\n`);
       if (error.code === 'internal' && raw instanceof Error && raw.stack && process.env.AION_DEBUG) {
         this.streams.stderr.write(raw.stack + '\n');
       }
     }
     return error.exitCode;
+  }
+}
+
+/** Keeps an error to one line: a multi-line message (from a library) is joined. */
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** The next step for errors raised without a hint of their own. */
+function fallbackHint(error: AionError, command?: string): string | undefined {
+  const help = command ? `aion ${command} --help` : 'aion --help';
+  switch (error.code) {
+    case 'usage':
+      return `see '${help}'`;
+    case 'invalid_package':
+      return command === 'pack'
+        ? 'fix the project (workflow.json and modules/), then run aion pack again'
+        : "check the archive with 'aion inspect <archive>'; rebuild it with 'aion pack <project_dir>'";
+    case 'not_found':
+      return "see what is loaded with 'aion versions' and what runs with 'aion runs'";
+    case 'store':
+      return 'check the state directory (--state-dir or $AION_STATE_DIR): permissions, free space, and that no other tool writes to it';
+    case 'shutting_down':
+      return 'aion serve is stopping; retry once it has stopped (the command then runs in-process)';
+    case 'internal':
+      return process.env.AION_DEBUG ? undefined : 'this is a bug in aion; rerun with AION_DEBUG=1 for a stack trace';
+    default:
+      return undefined;
   }
 }
 

@@ -50,10 +50,16 @@ Exit codes: 0 ok, 1 internal, 2 usage, 3 not_found, 4 version_pinned, 5 route_ac
   return program;
 }
 
-/** Parses argv and runs the command; resolves to the process exit code. */
+/**
+ * Parses argv and runs the command; resolves to the process exit code. Commands report their
+ * exit code through process.exitCode, which is restored afterwards (so several runs can share
+ * one process, as the in-process tests do).
+ */
 export async function runCli(argv: string[], streams: Streams = process): Promise<number> {
   const program = buildProgram(streams);
   const json = argv.includes('--json');
+  const saved = process.exitCode;
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv, { from: 'user' });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
@@ -64,8 +70,12 @@ export async function runCli(argv: string[], streams: Streams = process): Promis
       }
       const message = error.message.replace(/^error:\s*/, '');
       const out = new Output(streams, { json, color: !argv.includes('--no-color') && !process.env.NO_COLOR });
-      return out.error(new AionError('usage', message, { hint: "run 'aion --help' or 'aion <command> --help'" }));
+      const command = argv.find((a) => program.commands.some((c) => c.name() === a));
+      const hint = command ? `see 'aion ${command} --help'` : "see 'aion --help' for the commands and global options";
+      return out.error(new AionError('usage', message, { hint }));
     }
     throw error;
+  } finally {
+    process.exitCode = saved;
   }
 }

@@ -15,9 +15,12 @@ import { registerTerminate } from './terminate.js';
 import { registerRuns } from './runs.js';
 import { registerShow } from './show.js';
 import { registerServe } from './serve.js';
+import { registerHistory } from './history.js';
+import { registerRollback } from './rollback.js';
+import { registerTop } from './top.js';
 
 export type Register = (program: Command, streams: Streams) => void;
 
-export const COMMANDS: Register[] = [registerPack, registerInspect, registerLoad, registerVersions, registerRoute, registerUnload,
-  registerStart, registerSignal, registerTerminate, registerRuns, registerShow, registerServe,
+export const COMMANDS: Register[] = [registerPack, registerInspect, registerLoad, registerVersions, registerRoute, registerRollback, registerUnload,
+  registerHistory, registerStart, registerSignal, registerTerminate, registerRuns, registerShow, registerTop, registerServe,
 ];

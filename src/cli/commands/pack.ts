@@ -2,6 +2,7 @@
 // The package code (fflate, @noble/hashes) is imported inside the action, never at start-up.
 import type { Command } from 'commander';
 import { action } from '../context.js';
+import { shortVersion } from '../render.js';
 import type { Streams } from '../output.js';
 
 export function registerPack(program: Command, streams: Streams): void {
@@ -34,7 +35,7 @@ Examples:
         };
         out.result(result, () => {
           const count = `${pkg.modules.size} module${pkg.modules.size === 1 ? '' : 's'}`;
-          return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(pkg.version.slice(0, 12))}… → ${path} (${count})`;
+          return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(shortVersion(out, pkg.version))} → ${path} (${count})`;
         });
       }, streams),
     );

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
 import type { Output } from '../output.js';
+import { shortVersion, when } from '../render.js';
 import type { Register } from './index.js';
 
 export function statusText(out: Output, status: string): string {
@@ -41,10 +42,10 @@ Examples:
           const lines = [
             `${c.bold(run.workflow_id)}  ${statusText(ctx.out, run.status)}`,
             `  type     ${run.workflow_type}`,
-            `  version  ${c.cyan(run.version)}`,
+            `  version  ${c.cyan(shortVersion(ctx.out, run.version))}`,
             `  run      ${run.run_id}`,
-            `  started  ${run.started_at}`,
-            `  updated  ${run.updated_at}`,
+            `  started  ${when(ctx.out, run.started_at)}`,
+            `  updated  ${when(ctx.out, run.updated_at)}`,
           ];
           if (run.status === 'completed') lines.push(`  result   ${JSON.stringify(run.result)}`);
           if (run.error) lines.push(`  error    ${c.red(run.error.message)}`);
@@ -52,7 +53,7 @@ Examples:
           for (const [i, e] of (run.history as { type: string; at: number }[]).entries()) {
             const { type, at, ...rest } = e;
             const detail = JSON.stringify(rest);
-            lines.push(`    ${String(i + 1).padStart(3)}  ${new Date(at).toISOString()}  ${type}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
+            lines.push(`    ${String(i + 1).padStart(3)}  ${c.dim(new Date(at).toISOString())}  ${type}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
           }
           return lines.join('\n');
         });

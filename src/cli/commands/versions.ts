@@ -42,7 +42,10 @@ Examples:
             String(v.pins.recorded_children),
             when(ctx.out, v.loaded_at),
           ]);
-          return table(ctx.out, ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED'], rows);
+          const text = table(ctx.out, ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED'], rows);
+          // A legend for people; piped output stays the bare table.
+          if (!ctx.out.isTTY) return text;
+          return `${text}\n${c.dim(`${c.green('routed')}: new starts go here · ${c.yellow('draining')}: still pinned by runs or children · drained: nothing pins it (aion unload)`)}`;
         });
       }, streams),
     );

@@ -1,0 +1,68 @@
+// aion history [workflow_type] [--limit N]
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import { withClient } from '../client.js';
+import { usageError, type Output } from '../output.js';
+import { shortVersion, table, when } from '../render.js';
+import type { Register } from './index.js';
+
+export function operationText(out: Output, operation: string): string {
+  const { c } = out;
+  return operation === 'load' ? c.green(operation) : operation === 'route' ? c.blue(operation) : operation === 'unload' ? c.magenta(operation) : operation;
+}
+
+export function parseLimit(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw usageError(`--limit must be a whole number ≥ 1, got '${text}'`);
+  return n;
+}
+
+export const registerHistory: Register = (program: Command, streams) => {
+  program
+    .command('history')
+    .summary('show the deploy history: every load, route and unload, who did it and when')
+    .description(
+      'List the deploy audit log (of one workflow type, or all), oldest first and newest last: the time,\n' +
+        'the user, the operation (load, route, unload), the version, the version routed before it\n' +
+        '(PREVIOUS) and the -m message. A rollback is recorded as a route with the message "rollback".',
+    )
+    .argument('[workflow_type]', 'only this workflow type')
+    .option('--limit <n>', 'only the newest n records')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion history
+  $ aion history hello --limit 5
+  $ aion history hello --json | jq -r '.history[-1].previous'`,
+    )
+    .action(
+      action(async (ctx, workflowType: string | undefined, opts: { limit?: string }) => {
+        const limit = parseLimit(opts.limit);
+        const all = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history(workflowType));
+        const history = limit === undefined ? all : all.slice(Math.max(0, all.length - limit));
+        const { out } = ctx;
+        const { c } = out;
+        out.result({ history }, () => {
+          if (history.length === 0) {
+            return out.isTTY ? c.dim(workflowType ? `no deploy history for '${workflowType}'` : 'no deploy history yet (aion load <archive>)') : '';
+          }
+          const none = out.isTTY ? c.dim('-') : '-';
+          return table(
+            out,
+            ['TIME', 'USER', 'OPERATION', 'TYPE', 'VERSION', 'PREVIOUS', 'MESSAGE'],
+            history.map((r) => [
+              when(out, r.at),
+              r.user,
+              operationText(out, r.operation),
+              r.workflow_type,
+              c.cyan(shortVersion(out, r.version)),
+              r.previous ? shortVersion(out, r.previous) : none,
+              r.message ?? '',
+            ]),
+          );
+        });
+      }, streams),
+    );
+};
