@@ -1,6 +1,7 @@
 // aion serve [--until-idle]
 import type { Command } from 'commander';
 import { action } from '../context.js';
+import { describeHolder } from '../../store/holder.js';
 import type { Register } from './index.js';
 
 export const registerServe: Register = (program: Command, streams) => {
@@ -8,8 +9,8 @@ export const registerServe: Register = (program: Command, streams) => {
     .command('serve')
     .summary('run the engine in the foreground: recover runs, fire timers, execute runs')
     .description(
-      'Run the engine until SIGINT or SIGTERM: restore packages and routes, recover every active run on\n' +
-        'its recorded version, fire durable timers and execute runs. While it runs, every other aion command\n' +
+      'Run the engine until SIGINT or SIGTERM: restore packages and routes, recover every active run on ' +
+        'its recorded version, fire durable timers and execute runs. While it runs, every other aion command ' +
         'on the state directory is carried out by it over an owner-only control socket (its path is printed\n' +
         "as 'listening on <path>' on stderr once it is ready). With --until-idle, exit once no run can\n" +
         'progress without a new signal.',
@@ -31,6 +32,10 @@ Examples:
           untilIdle: Boolean(opts.untilIdle),
           onWarning: (m) => ctx.out.warn(m),
           onInfo: (m) => ctx.out.info(m),
+          onWait: (holder) =>
+            ctx.out.streams.stderr.write(
+              `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
+            ),
           // The readiness line, always (scripts and supervisors wait for it).
           onListening: (socketPath) => ctx.out.streams.stderr.write(`listening on ${socketPath}\n`),
         });

@@ -1,0 +1,134 @@
+// The control server and the remote client in one process: typed errors rebuilt on the
+// client, the switch to a server found while waiting for the lock, and shutdown (new requests
+// refused with `shutting_down`, requests in flight waited for, the socket removed).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { tempDir } from '../helpers/cli.js';
+import { Engine } from '../../src/engine/engine.js';
+import { openClient, EmbeddedClient } from '../../src/client/client.js';
+import { connectServer, RemoteClient } from '../../src/client/remote.js';
+import { ControlServer } from '../../src/server/control.js';
+import { prepareSocketDir, socketPlace } from '../../src/server/socket.js';
+import { recordHolderSocket } from '../../src/store/holder.js';
+import { AionError } from '../../src/errors.js';
+import { pack } from './support.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function serveInProcess(stateDir: string) {
+  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 5000, command: 'aion serve' });
+  engine.runs.residentAll = true;
+  const place = socketPlace(stateDir);
+  prepareSocketDir(place.dir);
+  const control = await ControlServer.listen({ engine, stateDir, socketPath: place.path });
+  recordHolderSocket(stateDir, place.path);
+  return { engine, control, socket: place.path };
+}
+
+test('the remote client rebuilds results and typed errors exactly', async () => {
+  const { dir, cleanup } = tempDir('aion-server-inproc-');
+  const stateDir = path.join(dir, 'state');
+  const hello = pack('hello_v1', dir);
+  const { engine, control } = await serveInProcess(stateDir);
+  try {
+    const client = await openClient({ stateDir, lockTimeoutMs: 1000, write: true, command: 'test' });
+    assert.ok(client instanceof RemoteClient, 'a live server is used');
+    try {
+      const loaded = await client.load(path.relative(process.cwd(), hello.path));
+      assert.equal(loaded.version, hello.version, 'relative archive paths are resolved by the client');
+      const embedded = new EmbeddedClient(engine);
+      assert.deepEqual(await client.versions(), await embedded.versions());
+      const error = await client.unload('hello', hello.version).then(
+        () => assert.fail('unload of the routed version must fail'),
+        (e: unknown) => e,
+      );
+      assert.ok(error instanceof AionError);
+      assert.equal(error.code, 'route_active');
+      assert.equal(error.exitCode, 5);
+      assert.deepEqual(error.details, { workflow_type: 'hello', version: hello.version });
+      assert.match(error.hint ?? '', /load another version/);
+      const direct = await embedded.unload('hello', hello.version).catch((e: AionError) => e);
+      assert.deepEqual((error as AionError).toJSON(), (direct as AionError).toJSON());
+      const started = await client.start('hello', { name: 'ada' }, { workflowId: 'w1' });
+      assert.equal(started.status, 'completed');
+      assert.deepEqual((await client.show('w1')).result, { greeting: 'hello, ada' });
+      const conflict = await client.terminate('w1', 'why').catch((e: AionError) => e);
+      assert.equal((conflict as AionError).code, 'not_found');
+    } finally {
+      await client.close();
+    }
+  } finally {
+    await control.close();
+    await engine.close();
+    cleanup();
+  }
+});
+
+test('a command waiting for the lock switches to the socket once the holder turns out to be a server', async () => {
+  const { dir, cleanup } = tempDir('aion-server-inproc-');
+  const stateDir = path.join(dir, 'state');
+  // Hold the directory, not yet as a server (a server still recovering its runs looks so).
+  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 5000, command: 'aion serve' });
+  let control: ControlServer | undefined;
+  try {
+    let waited = false;
+    const opening = openClient({ stateDir, lockTimeoutMs: 10_000, write: true, command: 'test', onWait: () => (waited = true) });
+    await sleep(300);
+    const place = socketPlace(stateDir);
+    prepareSocketDir(place.dir);
+    control = await ControlServer.listen({ engine, stateDir, socketPath: place.path });
+    recordHolderSocket(stateDir, place.path);
+    const t0 = Date.now();
+    const client = await opening;
+    assert.ok(Date.now() - t0 < 2000);
+    assert.ok(waited, 'it did wait for the lock first');
+    assert.ok(client instanceof RemoteClient);
+    assert.deepEqual(await client.versions(), []);
+    await client.close();
+  } finally {
+    await control?.close();
+    await engine.close();
+    cleanup();
+  }
+});
+
+test('closing the control server refuses new requests, waits for those in flight, removes the socket', async () => {
+  const { dir, cleanup } = tempDir('aion-server-inproc-');
+  const stateDir = path.join(dir, 'state');
+  const { engine, control, socket } = await serveInProcess(stateDir);
+  try {
+    // A slow operation, in flight when shutdown begins.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const original = engine.listWorkflowVersions.bind(engine);
+    engine.listWorkflowVersions = async (t?: string) => {
+      await gate;
+      return original(t);
+    };
+    const client = (await connectServer(stateDir))!;
+    assert.ok(client);
+    const slow = client.versions();
+    await sleep(50);
+    let closed = false;
+    const closing = control.close().then(() => (closed = true));
+    const refused = await client.show('anything').catch((e: AionError) => e);
+    assert.ok(refused instanceof AionError);
+    assert.equal(refused.code, 'shutting_down');
+    assert.equal(refused.exitCode, 9);
+    assert.equal(existsSync(socket), false, 'no longer accepting: the socket file is gone');
+    assert.equal(await connectServer(stateDir), undefined, 'new connections find no server');
+    await sleep(100);
+    assert.equal(closed, false, 'close waits for the request in flight');
+    release();
+    assert.deepEqual(await slow, [], 'the request in flight completes');
+    await closing;
+    assert.equal(closed, true);
+    await client.close();
+  } finally {
+    await control.close();
+    await engine.close();
+    cleanup();
+  }
+});
