@@ -1,0 +1,202 @@
+// Benchmark subjects and baselines that run in a fresh process of their own, started by run.ts:
+//   baseline-load <archive>                       read + unzip (fflate) + SHA-256 of the modules
+//   throughput <state_dir> <archive> <n> <template_out>
+//                                                 n sequential starts of a trivial workflow
+//   append <db_dir> <n> <template>                the same batches, written to LevelDB directly
+//   flip <state_dir> <base_archive> <starts> <flip_archive>...
+//                                                 start latency under 8 concurrent starters,
+//                                                 without and during route flips
+// Each prints one JSON document on stdout. Under `node --test` (which executes every .js file
+// under dist/test) it does nothing.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { unzipSync } from 'fflate';
+import { Level } from 'level';
+import { Engine } from '../../src/engine/engine.js';
+import { openLevel } from '../../src/store/level.js';
+import type { BatchOp, KV, RangeOptions } from '../../src/store/kv.js';
+import { median, nowMs, UNDER_TEST_RUNNER } from './lib.js';
+
+type Template = { workflowId: string; runId: string; batches: { type: 'put' | 'del'; key: string; value?: string }[][] };
+
+/** Remembers the batches written since the last `reset`. */
+class RecordingKV implements KV {
+  batches: BatchOp[][] = [];
+  constructor(private readonly inner: KV) {}
+  get(key: string) {
+    return this.inner.get(key);
+  }
+  getMany(keys: string[]) {
+    return this.inner.getMany(keys);
+  }
+  batch(ops: BatchOp[], options: { sync: boolean }) {
+    this.batches.push(ops);
+    return this.inner.batch(ops, options);
+  }
+  entries(range: RangeOptions) {
+    return this.inner.entries(range);
+  }
+  keys(range: RangeOptions) {
+    return this.inner.keys(range);
+  }
+  close() {
+    return this.inner.close();
+  }
+}
+
+function print(value: unknown): void {
+  process.stdout.write(JSON.stringify(value) + '\n');
+}
+
+async function baselineLoad(archive: string): Promise<void> {
+  const t0 = nowMs();
+  const bytes = readFileSync(archive);
+  const files = unzipSync(bytes);
+  const hash = createHash('sha256');
+  let modules = 0;
+  let inflated = 0;
+  for (const [name, data] of Object.entries(files)) {
+    if (!name.startsWith('modules/')) continue;
+    hash.update(data);
+    modules++;
+    inflated += data.length;
+  }
+  print({ modules, inflated, digest: hash.digest('hex'), inner_ms: nowMs() - t0 });
+}
+
+async function throughput(stateDir: string, archive: string, n: number, templateOut: string): Promise<void> {
+  const kv = new RecordingKV(await openLevel(stateDir, { lockTimeoutMs: 30_000 }));
+  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 30_000, kv });
+  try {
+    const loaded = await engine.loadPackage({ path: archive });
+    const type = loaded.workflow_type;
+    for (let i = 0; i < Math.min(200, n); i++) await engine.runs.start(type, { name: `warm-${i}` });
+    kv.batches = [];
+    const t0 = nowMs();
+    let last = { workflow_id: '', run_id: '' };
+    for (let i = 0; i < n; i++) {
+      const out = await engine.runs.start(type, { name: `n-${i}` });
+      if (out.status !== 'completed') throw new Error(`run ${out.workflow_id} ended ${out.status}`);
+      last = out;
+    }
+    const ms = nowMs() - t0;
+    // The batches of the last run are the template the bare-LevelDB baseline replays.
+    const mine = kv.batches.filter((b) => b.some((op) => op.key.includes(last.workflow_id) || op.key.includes(last.run_id)));
+    const template: Template = {
+      workflowId: last.workflow_id,
+      runId: last.run_id,
+      batches: mine.map((b) => b.map((op) => (op.type === 'put' ? { type: 'put', key: op.key, value: Buffer.from(op.value).toString('base64') } : { type: 'del', key: op.key }))),
+    };
+    writeFileSync(templateOut, JSON.stringify(template));
+    const opsTotal = kv.batches.reduce((s, b) => s + b.length, 0);
+    const bytesTotal = kv.batches.reduce((s, b) => s + b.reduce((t, op) => t + op.key.length + (op.type === 'put' ? op.value.length : 0), 0), 0);
+    print({ runs: n, ms, runs_per_s: (n * 1000) / ms, batches_per_run: kv.batches.length / n, ops_per_run: opsTotal / n, bytes_per_run: bytesTotal / n });
+  } finally {
+    await engine.close();
+  }
+}
+
+async function append(dbDir: string, n: number, templateFile: string): Promise<void> {
+  const template = JSON.parse(readFileSync(templateFile, 'utf8')) as Template;
+  const batches = template.batches.map((b) => b.map((op) => ({ ...op, value: op.value === undefined ? undefined : Buffer.from(op.value, 'base64') })));
+  const db = new Level<string, Uint8Array>(dbDir, { keyEncoding: 'utf8', valueEncoding: 'view' });
+  await db.open();
+  const idLength = template.workflowId.length;
+  const write = async (i: number) => {
+    const wf = `w${i}`.padEnd(idLength, 'x');
+    const run = `${String(i).padStart(8, '0')}${template.runId.slice(8)}`;
+    for (const b of batches) {
+      const ops = b.map((op) => {
+        const key = op.key.replace(template.workflowId, wf).replace(template.runId, run);
+        return op.type === 'put' ? { type: 'put' as const, key, value: op.value! } : { type: 'del' as const, key };
+      });
+      await db.batch(ops, { sync: false });
+    }
+  };
+  try {
+    for (let i = 0; i < Math.min(200, n); i++) await write(-1 - i);
+    let ops = 0;
+    let bytes = 0;
+    for (const b of batches) for (const op of b) (ops++, (bytes += op.key.length + (op.value?.length ?? 0)));
+    const t0 = nowMs();
+    for (let i = 0; i < n; i++) await write(i);
+    const ms = nowMs() - t0;
+    print({ runs: n, ms, runs_per_s: (n * 1000) / ms, batches_per_run: batches.length, ops_per_run: ops, bytes_per_run: bytes });
+  } finally {
+    await db.close();
+  }
+}
+
+async function flip(stateDir: string, baseArchive: string, startsPerLoop: number, flipArchives: string[]): Promise<void> {
+  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 30_000 });
+  const LOOPS = 8;
+  try {
+    const { workflow_type: type } = await engine.loadPackage({ path: baseArchive });
+    const flipBytes = flipArchives.map((f) => readFileSync(f));
+    const latencies: { start: number; end: number }[] = [];
+    let stop = false;
+    const loop = async (k: number, count: number) => {
+      for (let i = 0; stop === false && (count < 0 || i < count); i++) {
+        const start = nowMs();
+        await engine.runs.start(type, { name: `l${k}-${i}` });
+        latencies.push({ start, end: nowMs() });
+      }
+    };
+    // Warm-up, then the no-flip phase.
+    await Promise.all(Array.from({ length: LOOPS }, (_, k) => loop(k, 20)));
+    latencies.length = 0;
+    await Promise.all(Array.from({ length: LOOPS }, (_, k) => loop(k, startsPerLoop)));
+    const noFlip = latencies.map((l) => l.end - l.start);
+    latencies.length = 0;
+
+    // Flip phase: the starters keep going while each load flips the route.
+    const loops = Array.from({ length: LOOPS }, (_, k) => loop(k, -1));
+    const windows: { t0: number; t1: number }[] = [];
+    for (const bytes of flipBytes) {
+      await new Promise((r) => setTimeout(r, 60));
+      const t0 = nowMs();
+      const out = await engine.loadPackage({ bytes });
+      if (!out.route_changed) throw new Error('the load did not flip the route');
+      windows.push({ t0, t1: nowMs() });
+    }
+    await new Promise((r) => setTimeout(r, 60));
+    stop = true;
+    await Promise.all(loops);
+    const stalls = windows.map(({ t0, t1 }) => {
+      const overlapping = latencies.filter((l) => l.start < t1 && l.end > t0).map((l) => l.end - l.start);
+      return Math.max(0, ...overlapping);
+    });
+    print({
+      no_flip_latencies_ms: noFlip,
+      no_flip_median_ms: median(noFlip),
+      flip_stalls_ms: stalls,
+      flip_load_ms: windows.map((w) => w.t1 - w.t0),
+      flip_phase_median_ms: median(latencies.map((l) => l.end - l.start)),
+    });
+  } finally {
+    await engine.close();
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [cmd, ...args] = argv;
+  switch (cmd) {
+    case 'baseline-load':
+      return baselineLoad(args[0]!);
+    case 'throughput':
+      return throughput(args[0]!, args[1]!, Number(args[2]), args[3]!);
+    case 'append':
+      return append(args[0]!, Number(args[1]), args[2]!);
+    case 'flip':
+      return flip(args[0]!, args[1]!, Number(args[2]), args.slice(3));
+    default:
+      throw new Error(`unknown worker command ${cmd}`);
+  }
+}
+
+if (!UNDER_TEST_RUNNER) {
+  main(process.argv.slice(2)).catch((error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  });
+}
