@@ -34,7 +34,10 @@ Examples:
   $ aion load hello.aion
   $ aion versions
   $ aion route hello 3f2a9c
+  $ aion rollback hello -m "v2 times out"
+  $ aion history hello --limit 10
   $ aion unload hello 3f2a9c --json
+  $ aion top
 
 Exit codes: 0 ok, 1 internal, 2 usage, 3 not_found, 4 version_pinned, 5 route_active,
 6 invalid_package, 7 manifest_mismatch, 8 state_busy, 9 shutting_down, 10 store, 11 conflict.`,

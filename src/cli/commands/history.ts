@@ -23,8 +23,8 @@ export const registerHistory: Register = (program: Command, streams) => {
     .command('history')
     .summary('show the deploy history: every load, route and unload, who did it and when')
     .description(
-      'List the deploy audit log (of one workflow type, or all), oldest first and newest last: the time,\n' +
-        'the user, the operation (load, route, unload), the version, the version routed before it\n' +
+      'List the deploy audit log (of one workflow type, or all), oldest first and newest last: the time, ' +
+        'the user, the operation (load, route, unload), the version, the version routed before it ' +
         '(PREVIOUS) and the -m message. A rollback is recorded as a route with the message "rollback".',
     )
     .argument('[workflow_type]', 'only this workflow type')

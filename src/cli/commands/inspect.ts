@@ -7,7 +7,8 @@ import type { Streams } from '../output.js';
 export function registerInspect(program: Command, streams: Streams): void {
   program
     .command('inspect')
-    .description('validate a .aion archive without loading it and show its manifest')
+    .summary('validate a .aion archive without loading it and show its manifest')
+    .description('Validate a .aion archive completely without loading it, and show its manifest, version and modules.')
     .argument('<archive>', 'path of the .aion archive')
     .addHelpText(
       'after',

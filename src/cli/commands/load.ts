@@ -10,8 +10,8 @@ export const registerLoad: Register = (program: Command, streams) => {
     .command('load')
     .summary('load a package and route new runs of its workflow type to it')
     .description(
-      'Validate an .aion archive, register its modules, verify its entry function, persist it and atomically\n' +
-        'route new starts of its workflow type to it. Runs already started keep their version.\n' +
+      'Validate an .aion archive, register its modules, verify its entry function, persist it and atomically ' +
+        'route new starts of its workflow type to it. Runs already started keep their version. ' +
         'Re-loading a loaded version registers nothing but re-points the route at it (a re-deploy).',
     )
     .argument('<archive>', 'path of the .aion archive (see aion pack)')

@@ -8,7 +8,11 @@ import type { Streams } from '../output.js';
 export function registerPack(program: Command, streams: Streams): void {
   program
     .command('pack')
-    .description('build a .aion archive from a workflow project (byte-for-byte reproducible)')
+    .summary('build a .aion archive from a workflow project (byte-for-byte reproducible)')
+    .description(
+      'Build a .aion archive from a workflow project (workflow.json, modules/, optional src/), then read it ' +
+        'back and validate it as aion load would. The same project gives the same bytes on any machine.',
+    )
     .argument('[project_dir]', 'workflow project directory with workflow.json and modules/', '.')
     .option('--out <file>', "archive path, relative to the current directory (default: workflow.json 'output', else <entry_module>.aion in the project)")
     .addHelpText(

@@ -10,10 +10,10 @@ export const registerRollback: Register = (program: Command, streams) => {
     .command('rollback')
     .summary('route new runs of a workflow type back to the version routed before the current one')
     .description(
-      'Route new starts of a workflow type back to the version that was routed before the current one,\n' +
-        'as the deploy history records it (the PREVIOUS of the load or route that made the current version\n' +
-        'routed). Recorded as a route with the message "rollback" (or -m). Rolling back twice returns to\n' +
-        'where you started, like `cd -`. Refused (exit 3) when nothing was routed before, or when that\n' +
+      'Route new starts of a workflow type back to the version that was routed before the current one, ' +
+        'as the deploy history records it (the PREVIOUS of the load or route that made the current version ' +
+        'routed). Recorded as a route with the message "rollback" (or -m). Rolling back twice returns to ' +
+        'where you started, like `cd -`. Refused (exit 3) when nothing was routed before, or when that ' +
         'version has been unloaded since; then pick one with aion versions and aion route.',
     )
     .argument('<workflow_type>', 'the workflow type')

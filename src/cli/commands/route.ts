@@ -10,7 +10,7 @@ export const registerRoute: Register = (program: Command, streams) => {
     .command('route')
     .summary('route new runs of a workflow type to an already-loaded version')
     .description(
-      'Re-point new starts of a workflow type at a loaded version: a rollback or a roll-forward.\n' +
+      'Re-point new starts of a workflow type at a loaded version: a rollback or a roll-forward. ' +
         'Atomic, durable and idempotent. Runs already started keep their version.',
     )
     .argument('<workflow_type>', 'the workflow type (its entry module name)')

@@ -11,8 +11,8 @@ export const registerServe: Register = (program: Command, streams) => {
     .description(
       'Run the engine until SIGINT or SIGTERM: restore packages and routes, recover every active run on ' +
         'its recorded version, fire durable timers and execute runs. While it runs, every other aion command ' +
-        'on the state directory is carried out by it over an owner-only control socket (its path is printed\n' +
-        "as 'listening on <path>' on stderr once it is ready). With --until-idle, exit once no run can\n" +
+        'on the state directory is carried out by it over an owner-only control socket (its path is printed ' +
+        "as 'listening on <path>' on stderr once it is ready). With --until-idle, exit once no run can " +
         'progress without a new signal.',
     )
     .option('--until-idle', 'exit once no run can progress without a new signal')

@@ -12,8 +12,8 @@ export const registerStart: Register = (program: Command, streams) => {
     .command('start')
     .summary('start a run on the routed version of a workflow type')
     .description(
-      'Start a run of a workflow type on the version its route points at now. The run keeps that version\n' +
-        'until it ends. Without a running aion serve, the run is driven in this process until it completes\n' +
+      'Start a run of a workflow type on the version its route points at now. The run keeps that version ' +
+        'until it ends. Without a running aion serve, the run is driven in this process until it completes ' +
         'or waits (for a signal, a timer or a child); a waiting run stays in the state directory.',
     )
     .argument('<workflow_type>', 'the workflow type')

@@ -13,9 +13,9 @@ export const registerTop: Register = (program: Command, streams) => {
     .command('top')
     .summary('live view of routes, versions and runs, refreshed every second (q quits)')
     .description(
-      'On a terminal: a live view of the state directory — which version each workflow type is routed to,\n' +
-        'every loaded version with its state and pins, and the runs — refreshed every second; q quits.\n' +
-        'Works the same while aion serve holds the directory. Piped or with --json it prints one snapshot\n' +
+      'On a terminal: a live view of the state directory — which version each workflow type is routed to, ' +
+        'every loaded version with its state and pins, and the runs — refreshed every second; q quits. ' +
+        'Works the same while aion serve holds the directory. Piped or with --json it prints one snapshot ' +
         '(versions, then runs) and exits.',
     )
     .option('--interval <seconds>', 'refresh interval in seconds', '1')

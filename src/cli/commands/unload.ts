@@ -10,8 +10,8 @@ export const registerUnload: Register = (program: Command, streams) => {
     .command('unload')
     .summary('remove a version that nothing pins, with its persisted archive')
     .description(
-      'Remove a loaded version and its archive from the state directory. Refused, changing nothing,\n' +
-        'while it is the routed version (exit 5) or while anything pins it (exit 4): an in-flight start,\n' +
+      'Remove a loaded version and its archive from the state directory. Refused, changing nothing, ' +
+        'while it is the routed version (exit 5) or while anything pins it (exit 4): an in-flight start, ' +
         'a live run, a recoverable run, or a child recorded with it that has not started yet.',
     )
     .argument('<workflow_type>', 'the workflow type')

@@ -10,8 +10,8 @@ export const registerVersions: Register = (program: Command, streams) => {
     .command('versions')
     .summary('list loaded versions, which one is routed, and what still pins each')
     .description(
-      'List every loaded version (of one workflow type, or all), sorted by type and load time, with its\n' +
-        'state: routed (new starts go there), draining (not routed, still pinned by runs or recorded\n' +
+      'List every loaded version (of one workflow type, or all), sorted by type and load time, with its ' +
+        'state: routed (new starts go there), draining (not routed, still pinned by runs or recorded ' +
         'children) or drained (nothing pins it: safe to unload).',
     )
     .argument('[workflow_type]', 'only this workflow type')
