@@ -30,6 +30,18 @@ import {
 /** Warnings raised while serving a request are collected here and sent back with its reply. */
 export const requestWarnings = new AsyncLocalStorage<string[]>();
 
+/**
+ * The serving engine's warning sink: a warning raised on behalf of a request (in its async
+ * context) also travels back with the reply, so the command prints it as it would have
+ * printed it itself. Warnings of the serving loop only reach `print`.
+ */
+export function forwardingWarnings(print?: (message: string) => void): (message: string) => void {
+  return (message) => {
+    requestWarnings.getStore()?.push(message);
+    print?.(message);
+  };
+}
+
 export interface ControlOptions {
   engine: Engine;
   stateDir: string;

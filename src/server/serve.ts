@@ -10,7 +10,7 @@ import { AionError } from '../errors.js';
 import { Engine } from '../engine/engine.js';
 import { recordHolderSocket, type HolderInfo } from '../store/holder.js';
 import { serverAnswers } from '../client/remote.js';
-import { ControlServer, requestWarnings } from './control.js';
+import { ControlServer, forwardingWarnings } from './control.js';
 import { prepareSocketDir, removeStaleSocket, socketPlace } from './socket.js';
 
 export interface ServeOptions {
@@ -42,10 +42,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     command: 'aion serve',
     onWait: options.onWait,
     // A warning raised while serving a request also travels back with its reply.
-    onWarning: (message) => {
-      requestWarnings.getStore()?.push(message);
-      options.onWarning?.(message);
-    },
+    onWarning: forwardingWarnings(options.onWarning),
     // Another server on this directory: refuse now rather than wait out the lock timeout.
     whileWaiting: async (holder) => {
       if (holder?.socket && (await serverAnswers(holder))) {

@@ -9,7 +9,9 @@ import { tempDir } from '../helpers/cli.js';
 import { Engine } from '../../src/engine/engine.js';
 import { openClient, EmbeddedClient } from '../../src/client/client.js';
 import { connectServer, RemoteClient } from '../../src/client/remote.js';
-import { ControlServer } from '../../src/server/control.js';
+import { ControlServer, forwardingWarnings } from '../../src/server/control.js';
+import { putBytes } from '../../src/store/store.js';
+import { K } from '../../src/store/keys.js';
 import { prepareSocketDir, socketPlace } from '../../src/server/socket.js';
 import { recordHolderSocket } from '../../src/store/holder.js';
 import { AionError } from '../../src/errors.js';
@@ -17,8 +19,14 @@ import { pack } from './support.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function serveInProcess(stateDir: string) {
-  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 5000, command: 'aion serve' });
+async function serveInProcess(stateDir: string, serverWarnings: string[] = []) {
+  const engine = await Engine.open({
+    stateDir,
+    create: true,
+    lockTimeoutMs: 5000,
+    command: 'aion serve',
+    onWarning: forwardingWarnings((m) => serverWarnings.push(m)),
+  });
   engine.runs.residentAll = true;
   const place = socketPlace(stateDir);
   prepareSocketDir(place.dir);
@@ -125,6 +133,54 @@ test('closing the control server refuses new requests, waits for those in flight
     assert.deepEqual(await slow, [], 'the request in flight completes');
     await closing;
     assert.equal(closed, true);
+    await client.close();
+  } finally {
+    await control.close();
+    await engine.close();
+    cleanup();
+  }
+});
+
+test('warnings raised while serving a request reach the client that sent it', async () => {
+  const { dir, cleanup } = tempDir('aion-server-inproc-');
+  const stateDir = path.join(dir, 'state');
+  const serverWarnings: string[] = [];
+  const { engine, control } = await serveInProcess(stateDir, serverWarnings);
+  try {
+    await engine.store.write([putBytes(K.run('broken'), new TextEncoder().encode('{not json'))], { sync: true });
+    const clientWarnings: string[] = [];
+    const client = await openClient({ stateDir, lockTimeoutMs: 1000, write: false, command: 'test', onWarning: (m) => clientWarnings.push(m) });
+    assert.ok(client instanceof RemoteClient);
+    assert.deepEqual(await client.runs(), []);
+    assert.equal(clientWarnings.length, 1);
+    assert.match(clientWarnings[0]!, /skipping corrupt run record run\/broken/);
+    assert.deepEqual(serverWarnings, clientWarnings, 'the server logs it too');
+    await client.close();
+  } finally {
+    await control.close();
+    await engine.close();
+    cleanup();
+  }
+});
+
+test('unload through the server names an in-flight start and live runs', async () => {
+  const { dir, cleanup } = tempDir('aion-server-inproc-');
+  const stateDir = path.join(dir, 'state');
+  const v1 = pack('hello_v1', dir);
+  const v2 = pack('hello_v2', dir);
+  const { engine, control } = await serveInProcess(stateDir);
+  try {
+    const client = (await connectServer(stateDir))!;
+    await client.load(v1.path);
+    const pin = engine.catalog.pinStart('hello'); // a start that resolved v1 and is not recorded yet
+    await client.load(v2.path);
+    const refused = await client.unload('hello', v1.version).catch((e: AionError) => e);
+    assert.ok(refused instanceof AionError);
+    assert.equal(refused.code, 'version_pinned');
+    assert.equal(refused.exitCode, 4);
+    assert.deepEqual(refused.details.pinned_by, { kind: 'in_flight_start' });
+    pin.release();
+    assert.equal((await client.unload('hello', v1.version)).unloaded, true);
     await client.close();
   } finally {
     await control.close();
