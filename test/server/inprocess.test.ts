@@ -163,7 +163,7 @@ test('warnings raised while serving a request reach the client that sent it', as
   }
 });
 
-test('unload through the server names an in-flight start and live runs', async () => {
+test('unload through the server names an in-flight start', async () => {
   const { dir, cleanup } = tempDir('aion-server-inproc-');
   const stateDir = path.join(dir, 'state');
   const v1 = pack('hello_v1', dir);
