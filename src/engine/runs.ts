@@ -514,12 +514,17 @@ export class RunManager {
     ];
   }
 
-  /** Ops that end a run's claims: active marker, run pin, pending timers. */
+  /** Ops that end a run's claims: active marker, run pin, pending timers, unstarted children's pins. */
   private endOps(rec: RunRecord, history: WorkflowEvent[]): BatchOp[] {
     const fired = new Set(history.flatMap((e) => (e.type === 'TimerFired' ? [e.seq] : [])));
+    const resolved = new Set(history.flatMap((e) => (e.type === 'ChildWorkflowCompleted' || e.type === 'ChildWorkflowFailed' ? [e.seq] : [])));
     const ops: BatchOp[] = [del(K.active(rec.workflow_id)), pinOps.removeRun(rec.workflow_type, rec.version, rec.workflow_id)];
     for (const e of history) {
       if (e.type === 'TimerStarted' && !fired.has(e.seq)) ops.push(del(K.timer(e.fire_at, rec.workflow_id, e.seq)));
+      // A child this run recorded but never started never will now (only a running parent
+      // starts its children): its recorded-child pin goes too, or it would block unload forever.
+      // A child that did start already dropped its pin, so deleting the key again is a no-op.
+      if (e.type === 'ChildWorkflowStarted' && !resolved.has(e.seq)) ops.push(pinOps.removeChild(e.workflow_type, e.package_version, e.child_workflow_id));
     }
     return ops;
   }
