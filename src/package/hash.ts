@@ -1,8 +1,7 @@
 // Hashes that identify a package. The version of a package is its content hash: SHA-256 over
 // its modules only (CLI contract, "Versions"); the manifest digest identifies its manifest.
 // Pure functions over bytes: they never fail on valid input and do no I/O.
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { createHash } from 'node:crypto';
 import { canonicalJson } from './manifest.js';
 import type { Manifest } from './types.js';
 
@@ -10,7 +9,7 @@ const encoder = new TextEncoder();
 
 /** Lowercase hex SHA-256 of `bytes`. */
 export function sha256Hex(bytes: Uint8Array): string {
-  return bytesToHex(sha256(bytes));
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Compares two strings by the bytes of their UTF-8 encodings (not by UTF-16 code units). */
@@ -33,7 +32,7 @@ function u64be(value: number): Uint8Array {
 export function contentHash(modules: ReadonlyMap<string, Uint8Array>): string {
   const names = [...modules.keys()].map((name) => ({ name, utf8: encoder.encode(name) }));
   names.sort((a, b) => Buffer.compare(a.utf8, b.utf8));
-  const hasher = sha256.create();
+  const hasher = createHash('sha256');
   for (const { name, utf8 } of names) {
     const bytes = modules.get(name)!;
     hasher.update(u64be(utf8.length));
@@ -41,7 +40,7 @@ export function contentHash(modules: ReadonlyMap<string, Uint8Array>): string {
     hasher.update(u64be(bytes.length));
     hasher.update(bytes);
   }
-  return bytesToHex(hasher.digest());
+  return hasher.digest('hex');
 }
 
 /** SHA-256 hex of the manifest's canonical JSON (keys sorted recursively, no whitespace). */

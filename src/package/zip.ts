@@ -9,9 +9,10 @@
 //
 // Reader: every failure is AionError('invalid_package') whose message names the entry or the
 // field at fault. `listZip` checks the structure and every limit without inflating anything;
-// `extractEntry` inflates one entry into a buffer of exactly its declared size and verifies
-// its length and CRC-32. Reading never writes anything.
-import { deflateSync, Inflate } from 'fflate';
+// `extractEntry` inflates one entry (node:zlib, native, never past its declared size) and
+// verifies its length and CRC-32. Reading never writes anything.
+import * as zlib from 'node:zlib';
+import { deflateSync } from 'fflate';
 import { AionError } from '../errors.js';
 import type { PackageLimits } from './types.js';
 
@@ -47,8 +48,6 @@ export const METHOD_STORED = 0;
 export const METHOD_DEFLATE = 8;
 /** Fixed deflate parameters: changing them changes archive bytes (never versions). */
 const DEFLATE_OPTIONS = { level: 6, mem: 8 } as const;
-/** Compressed bytes fed to the inflater per step; bounds the work a lying header can cause. */
-const INFLATE_CHUNK = 8 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), table-driven.
@@ -63,8 +62,12 @@ const CRC_TABLE = (() => {
   return table;
 })();
 
+/** zlib.crc32 (native) where this Node has it (≥ 20.15), else the table below. */
+const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+
 /** CRC-32 of `bytes` as an unsigned 32-bit number. */
 export function crc32(bytes: Uint8Array): number {
+  if (nativeCrc32) return nativeCrc32(bytes) >>> 0;
   let c = 0xffffffff;
   for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -392,10 +395,10 @@ function hasExtraField(extra: Uint8Array, id: number): boolean {
 }
 
 /**
- * Inflates one entry listed by `listZip` from the same `bytes`. The output buffer is exactly
- * the declared size and inflation stops as soon as the data would exceed it, so a lying header
- * can neither grow memory nor spin; a short result, corrupt deflate data or a CRC-32 mismatch
- * is invalid_package naming the entry.
+ * Inflates one entry listed by `listZip` from the same `bytes`. Inflation (native zlib) stops
+ * as soon as the output would exceed the declared size, so a lying header can neither grow
+ * memory nor spin; a short result, corrupt deflate data or a CRC-32 mismatch is
+ * invalid_package naming the entry.
  */
 export function extractEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   const where = `entry ${JSON.stringify(entry.name)}`;
@@ -404,27 +407,19 @@ export function extractEntry(bytes: Uint8Array, entry: ZipEntry): Uint8Array {
   if (entry.method === METHOD_STORED) {
     out = raw.slice();
   } else {
-    out = new Uint8Array(entry.size);
-    let written = 0;
-    const inflater = new Inflate((chunk) => {
-      if (written + chunk.length > entry.size) {
+    try {
+      // One output chunk of the declared size: no growing and no concatenation on the way.
+      const limit = Math.max(1, entry.size);
+      out = zlib.inflateRawSync(raw, { maxOutputLength: limit, chunkSize: Math.max(zlib.constants.Z_MIN_CHUNK, Math.min(limit, 16 * 1024 * 1024)) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
         throw invalid(`${where}: inflates to more than its declared ${entry.size} bytes`);
       }
-      out.set(chunk, written);
-      written += chunk.length;
-    });
-    try {
-      if (raw.length === 0) inflater.push(raw, true);
-      for (let at = 0; at < raw.length; at += INFLATE_CHUNK) {
-        const end = Math.min(at + INFLATE_CHUNK, raw.length);
-        inflater.push(raw.subarray(at, end), end === raw.length);
-      }
-    } catch (error) {
-      if (error instanceof AionError) throw error;
       throw invalid(`${where}: corrupt deflate data (${error instanceof Error ? error.message : String(error)})`);
     }
-    if (written !== entry.size) {
-      throw invalid(`${where}: inflates to ${written} bytes, but its header declares ${entry.size}`);
+    if (out.length > entry.size) throw invalid(`${where}: inflates to more than its declared ${entry.size} bytes`);
+    if (out.length !== entry.size) {
+      throw invalid(`${where}: inflates to ${out.length} bytes, but its header declares ${entry.size}`);
     }
   }
   const actual = crc32(out);
