@@ -36,7 +36,7 @@ export function rowOf(entry: VersionEntry): PackageRow {
 const HASH = /^[0-9a-f]{64}$/;
 
 /** Checks a row's shape; returns the reason it is unusable, or undefined. */
-function rowProblem(key: string, row: PackageRow): string | undefined {
+export function rowProblem(key: string, row: PackageRow): string | undefined {
   if (typeof row !== 'object' || row === null) return 'not an object';
   const [, type, version] = key.split('\x00');
   if (row.workflow_type !== type || row.version !== version) return 'its key and content disagree';

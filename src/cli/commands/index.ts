@@ -18,9 +18,10 @@ import { registerServe } from './serve.js';
 import { registerHistory } from './history.js';
 import { registerRollback } from './rollback.js';
 import { registerTop } from './top.js';
+import { registerDoctor } from './doctor.js';
 
 export type Register = (program: Command, streams: Streams) => void;
 
 export const COMMANDS: Register[] = [registerPack, registerInspect, registerLoad, registerVersions, registerRoute, registerRollback, registerUnload,
-  registerHistory, registerStart, registerSignal, registerTerminate, registerRuns, registerShow, registerTop, registerServe,
+  registerHistory, registerStart, registerSignal, registerTerminate, registerRuns, registerShow, registerTop, registerServe, registerDoctor,
 ];

@@ -1,0 +1,78 @@
+// aion doctor [--repair]
+import type { Command } from 'commander';
+import { action } from '../context.js';
+import type { Register } from './index.js';
+
+export const registerDoctor: Register = (program: Command, streams) => {
+  program
+    .command('doctor')
+    .summary('check the state directory for damage; with --repair, fix what is safe to fix')
+    .description(
+      'Check every package row and archive, route pointer, run record, history, active marker, pin and\n' +
+        'timer entry of the state directory, and report each problem found (exit 10 when any remains).\n' +
+        'With --repair, fix only what can be rebuilt from intact data, in one atomic write: drop routes to\n' +
+        'missing versions, rebuild active markers, pins and timer entries from run records and histories,\n' +
+        'rebuild a damaged package row from its verifying archive. Archives and histories are never deleted.\n' +
+        'Needs the state directory to itself: stop aion serve first.',
+    )
+    .option('--repair', 'repair what is safe to repair')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ aion doctor
+  $ aion doctor --json | jq '.problems[] | select(.repairable)'
+  $ aion doctor --repair`,
+    )
+    .action(
+      action(async (ctx, opts: { repair?: boolean }) => {
+        const [{ Store }, { diagnose }, { AionError }] = await Promise.all([
+          import('../../store/store.js'),
+          import('../../engine/doctor.js'),
+          import('../../errors.js'),
+        ]);
+        const { describeHolder } = await import('../../store/holder.js');
+        const store = await Store.open(ctx.globals.stateDir, {
+          create: false,
+          lockTimeoutMs: ctx.globals.lockTimeoutMs,
+          command: `aion doctor${opts.repair ? ' --repair' : ''}`,
+          onWait: (holder) =>
+            ctx.out.streams.stderr.write(
+              `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
+            ),
+          whileWaiting: async (holder) => {
+            if (holder?.socket) {
+              throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
+                details: { state_dir: ctx.globals.stateDir, holder },
+                hint: `stop it first (kill -TERM ${holder.pid}), then run aion doctor`,
+              });
+            }
+          },
+        });
+        let report;
+        try {
+          report = await diagnose(store, { repair: Boolean(opts.repair) });
+        } finally {
+          await store.close();
+        }
+        const { c } = ctx.out;
+        const repaired = new Set(report.repaired);
+        ctx.out.result(report, () => {
+          if (report.problems.length === 0) return `${c.green('ok')}: no problems found in ${ctx.globals.stateDir}`;
+          const lines = report.problems.map((p) => {
+            const tag = repaired.has(p) ? c.green('repaired') : p.repairable ? c.yellow('repairable') : c.red('not repairable');
+            return `${tag}  ${c.bold(p.kind)} ${c.dim(p.key)}\n    ${p.message}`;
+          });
+          const left = report.problems.length - report.repaired.length;
+          const repairable = report.problems.filter((p) => p.repairable && !repaired.has(p)).length;
+          lines.push(
+            left === 0
+              ? `${c.green('ok')}: ${report.repaired.length} problem(s) repaired`
+              : `${left} problem(s) remain${repairable > 0 ? `; ${repairable} can be repaired with: aion doctor --repair` : ''}`,
+          );
+          return lines.join('\n');
+        });
+        if (!report.ok) process.exitCode = 10;
+      }, streams),
+    );
+};

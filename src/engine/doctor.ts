@@ -1,0 +1,263 @@
+// `aion doctor`: a full consistency check of a state directory, and a repair of what is safe to
+// repair. This is the slow path on purpose — it reads every row, archive, run record and
+// history — so nothing on the hot path depends on it.
+//
+// Checked: package rows parse and agree with their keys; every row has an archive that reads
+// and hashes to its version (and carries the row's manifest); no archive lacks a row; routes
+// point at loaded versions; run records and histories parse and agree (event count, first
+// event, terminal event); active markers match run status; the pin index is exactly what the
+// runs imply (a run pin per running run, a child pin per child a running parent recorded but
+// never started); every pending timer of a running run has its timer entry, and no other does;
+// deploy records parse.
+//
+// Repaired with --repair, in one atomic batch, and only where the right content follows from
+// what is intact: a route to a missing version is dropped; active markers, pins and timer
+// entries are rebuilt from run records and histories; a corrupt package row is rebuilt from
+// its archive when that archive verifies. Archives, histories and run records are never
+// deleted or rewritten.
+import { K } from '../store/keys.js';
+import { del, printableKey, putJSON, type Store } from '../store/store.js';
+import type { BatchOp } from '../store/kv.js';
+import type { WorkflowEvent } from '../runtime/history.js';
+import { rowProblem, type PackageRow } from './restore.js';
+import type { RunRecord } from './runs.js';
+
+export interface DoctorProblem {
+  kind: string;
+  /** The state-directory key at fault, `/`-separated. */
+  key: string;
+  message: string;
+  repairable: boolean;
+}
+
+export interface DoctorReport {
+  /** True when no problem remains (none found, or every one repaired). */
+  ok: boolean;
+  problems: DoctorProblem[];
+  repaired: DoctorProblem[];
+}
+
+const decoder = new TextDecoder();
+const HASH = /^[0-9a-f]{64}$/;
+const TERMINAL: Record<string, WorkflowEvent['type']> = {
+  completed: 'WorkflowCompleted',
+  failed: 'WorkflowFailed',
+  terminated: 'WorkflowTerminated',
+};
+
+function parse<T>(bytes: Uint8Array): T | undefined {
+  try {
+    return JSON.parse(decoder.decode(bytes)) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+function split(key: string): string[] {
+  return key.split('\x00');
+}
+
+/** Checks the state directory behind `store`; with `repair`, fixes what is safe and says what. */
+export async function diagnose(store: Store, options: { repair?: boolean } = {}): Promise<DoctorReport> {
+  const problems: DoctorProblem[] = [];
+  const fixes = new Map<DoctorProblem, BatchOp[]>();
+  const problem = (kind: string, key: string, message: string, fix?: BatchOp[]) => {
+    const p: DoctorProblem = { kind, key: printableKey(key), message, repairable: fix !== undefined };
+    problems.push(p);
+    if (fix) fixes.set(p, fix);
+  };
+  const { readPackage } = await import('../package/index.js');
+
+  // --- packages and archives ---------------------------------------------------------------
+  const loaded = new Set<string>();
+  const rowKeys = new Set<string>();
+  for await (const [k, bytes] of store.entries(K.packageMetaRange())) {
+    rowKeys.add(k);
+    const [, type, version] = split(k) as [string, string, string];
+    const label = `${type} ${version.slice(0, 12)}`;
+    const row = parse<PackageRow>(bytes);
+    const rowIssue = row === undefined ? 'not valid JSON' : rowProblem(k, row);
+    const archive = await store.get(K.archive(type, version));
+    let pkg: ReturnType<typeof readPackage> | undefined;
+    let archiveIssue: string | undefined;
+    if (!archive) archiveIssue = 'missing';
+    else {
+      try {
+        pkg = readPackage(archive);
+        if (pkg.version !== version) archiveIssue = `hashes to ${pkg.version.slice(0, 12)}, not its version`;
+      } catch (error) {
+        archiveIssue = `does not verify: ${(error as Error).message}`;
+      }
+    }
+    if (rowIssue !== undefined) {
+      // The archive is the authority: a row that can be rebuilt from a verifying archive is.
+      const rebuild = pkg && !archiveIssue && HASH.test(version) && pkg.manifest.workflow_type === type ? [putJSON(k, rowFromPackage(pkg, archive!.length))] : undefined;
+      problem('corrupt_package_row', k, `package row of ${label} is unusable (${rowIssue}); the version is invisible until it is repaired${rebuild ? ' (rebuildable from its archive)' : ''}`, rebuild);
+      if (rebuild) loaded.add(`${type}\x00${version}`);
+      continue;
+    }
+    if (archiveIssue === 'missing') {
+      problem('missing_archive', K.archive(type, version), `the archive of ${label} is missing: its runs cannot be recovered; load the archive again`);
+      loaded.add(`${type}\x00${version}`);
+      continue;
+    }
+    if (archiveIssue) {
+      problem('corrupt_archive', K.archive(type, version), `the archive of ${label} ${archiveIssue}; load the archive again`);
+      loaded.add(`${type}\x00${version}`);
+      continue;
+    }
+    if (pkg!.manifestDigest !== row!.manifest_digest) {
+      problem('corrupt_archive', K.archive(type, version), `the archive of ${label} carries another manifest than its row (digest ${pkg!.manifestDigest.slice(0, 12)}, row ${String(row!.manifest_digest).slice(0, 12)})`);
+    }
+    loaded.add(`${type}\x00${version}`);
+  }
+  for await (const k of store.keys({ gt: 'arc\x00', lt: 'arc\x00\xff' })) {
+    const [, type, version] = split(k) as [string, string, string];
+    if (!rowKeys.has(K.packageMeta(type, version))) {
+      problem('orphan_archive', k, `an archive of ${type} ${version.slice(0, 12)} is stored without its package row (archives are never deleted by doctor; unload or load it again)`);
+    }
+  }
+
+  // --- routes --------------------------------------------------------------------------------
+  for await (const [k, bytes] of store.entries(K.routeRange())) {
+    const type = k.slice(k.indexOf('\x00') + 1);
+    const version = decoder.decode(bytes);
+    if (!loaded.has(`${type}\x00${version}`)) {
+      const what = HASH.test(version) ? `version ${version.slice(0, 12)}, which is not loaded` : 'a value that is not a version';
+      problem('dangling_route', k, `the route of '${type}' points at ${what}; new starts of it fail until it is routed again`, [del(k)]);
+    }
+  }
+
+  // --- runs, histories, markers, pins, timers ----------------------------------------------
+  const runs = new Map<string, RunRecord>();
+  /** Workflow ids whose record or history is damaged: their index entries are left alone. */
+  const uncertain = new Set<string>();
+  for await (const [k, bytes] of store.entries(K.runRange())) {
+    const workflowId = k.slice(K.runRange().gt.length);
+    const rec = parse<RunRecord>(bytes);
+    if (!rec || typeof rec.run_id !== 'string' || typeof rec.version !== 'string' || typeof rec.workflow_type !== 'string' || typeof rec.events !== 'number') {
+      problem('corrupt_run_record', k, `the run record of '${workflowId}' is unusable; its run cannot be shown or recovered`);
+      uncertain.add(workflowId);
+      continue;
+    }
+    runs.set(workflowId, rec);
+  }
+  const expectedPins = new Map<string, unknown>();
+  const expectedTimers = new Map<string, unknown>();
+  for (const [workflowId, rec] of runs) {
+    const history: WorkflowEvent[] = [];
+    let broken: string | undefined;
+    let index = 0;
+    for await (const [k, bytes] of store.entries(K.eventRange(rec.run_id))) {
+      const expectedKey = K.event(rec.run_id, index);
+      const event = parse<WorkflowEvent>(bytes);
+      if (k !== expectedKey) broken ??= `event ${index} is missing`;
+      else if (!event || typeof event.type !== 'string') broken ??= `event ${index} is not valid JSON`;
+      else history.push(event);
+      index++;
+    }
+    const first = history[0];
+    if (!broken && history.length !== rec.events) broken = `the record says ${rec.events} events, the history has ${history.length}`;
+    if (!broken && (first?.type !== 'WorkflowStarted' || first.run_id !== rec.run_id || first.package_version !== rec.version)) {
+      broken = 'it does not start with the run\'s WorkflowStarted';
+    }
+    const terminal = TERMINAL[rec.status];
+    if (!broken && terminal && history[history.length - 1]?.type !== terminal) broken = `the run is ${rec.status} but its history ends with ${history[history.length - 1]?.type}`;
+    if (broken) {
+      problem('corrupt_history', K.eventRange(rec.run_id).gt.slice(0, -1), `the history of '${workflowId}' (run ${rec.run_id}) is damaged: ${broken}`);
+      uncertain.add(workflowId);
+      continue;
+    }
+    const marker = K.active(workflowId);
+    const markerValue = await store.get(marker);
+    if (rec.status === 'running') {
+      if (!markerValue || parse<{ run_id?: string }>(markerValue)?.run_id !== rec.run_id) {
+        problem('missing_active_marker', marker, `'${workflowId}' is running but is not marked active: aion serve would not recover it`, [putJSON(marker, { run_id: rec.run_id })]);
+      }
+      if (!loaded.has(`${rec.workflow_type}\x00${rec.version}`)) {
+        problem('run_version_not_loaded', K.run(workflowId), `'${workflowId}' runs on ${rec.workflow_type} ${rec.version.slice(0, 12)}, which is not loaded: load that archive again to recover it`);
+      }
+      expectedPins.set(K.runPin(rec.workflow_type, rec.version, workflowId), { run_id: rec.run_id });
+      const fired = new Set<number>();
+      const resolved = new Set<number>();
+      for (const e of history) {
+        if (e.type === 'TimerFired') fired.add(e.seq);
+        if (e.type === 'ChildWorkflowCompleted' || e.type === 'ChildWorkflowFailed') resolved.add(e.seq);
+      }
+      for (const e of history) {
+        if (e.type === 'TimerStarted' && !fired.has(e.seq)) expectedTimers.set(K.timer(e.fire_at, workflowId, e.seq), { run_id: rec.run_id });
+        if (e.type === 'ChildWorkflowStarted' && !resolved.has(e.seq)) {
+          const child = runs.get(e.child_workflow_id);
+          if (uncertain.has(e.child_workflow_id)) continue;
+          if (!child || child.parent?.run_id !== rec.run_id) {
+            expectedPins.set(K.childPin(e.workflow_type, e.package_version, e.child_workflow_id), { recorded_by: workflowId });
+          }
+        }
+      }
+    } else if (markerValue) {
+      problem('stale_active_marker', marker, `'${workflowId}' is ${rec.status} but still marked active`, [del(marker)]);
+    }
+  }
+  for await (const k of store.keys(K.activeRange())) {
+    const workflowId = k.slice(K.activeRange().gt.length);
+    if (!runs.has(workflowId) && !uncertain.has(workflowId)) problem('stale_active_marker', k, `'${workflowId}' is marked active but has no run record`, [del(k)]);
+  }
+
+  // Pins: compare the index with what the runs imply.
+  const seenPins = new Set<string>();
+  for await (const [k, bytes] of store.entries({ gt: 'pin\x00', lt: 'pin\x00\xff' })) {
+    seenPins.add(k);
+    const [, type, version, kind, id] = split(k) as [string, string, string, string, string];
+    const value = parse<Record<string, string>>(bytes);
+    const owner = kind === 'run' ? id : value?.recorded_by;
+    const expected = expectedPins.get(k);
+    if (expected === undefined) {
+      if (owner === undefined ? uncertain.size > 0 : uncertain.has(owner) || (kind === 'child' && uncertain.has(id))) continue;
+      problem('stale_pin', k, `${kind === 'run' ? 'run' : 'recorded-child'} pin of '${id}' on ${type} ${version.slice(0, 12)} has no running ${kind === 'run' ? 'run' : 'parent'} behind it: it blocks unload for nothing`, [del(k)]);
+    } else if (kind === 'run' && value?.run_id !== (expected as { run_id: string }).run_id) {
+      problem('corrupt_pin', k, `run pin of '${id}' on ${type} ${version.slice(0, 12)} names another run`, [putJSON(k, expected)]);
+    }
+  }
+  for (const [k, value] of expectedPins) {
+    if (seenPins.has(k)) continue;
+    const [, type, version, kind, id] = split(k) as [string, string, string, string, string];
+    problem('missing_pin', k, `${kind === 'run' ? 'running' : 'recorded child'} '${id}' does not pin ${type} ${version.slice(0, 12)}: an unload could remove the version it needs`, [putJSON(k, value)]);
+  }
+
+  // Timers.
+  const seenTimers = new Set<string>();
+  for await (const k of store.keys(K.timerRange())) {
+    seenTimers.add(k);
+    const workflowId = split(k)[2]!;
+    if (!expectedTimers.has(k) && !uncertain.has(workflowId)) problem('stale_timer', k, `timer entry of '${workflowId}' belongs to no pending timer of a running run`, [del(k)]);
+  }
+  for (const [k, value] of expectedTimers) {
+    if (!seenTimers.has(k)) problem('missing_timer', k, `a pending timer of '${split(k)[2]}' has no timer entry: aion serve would not wake it`, [putJSON(k, value)]);
+  }
+
+  // Deploy history.
+  for await (const [k, bytes] of store.entries(K.auditRange())) {
+    if (parse(bytes) === undefined) problem('corrupt_deploy_record', k, 'a deploy history record is not valid JSON (it is skipped by aion history)');
+  }
+
+  const repaired: DoctorProblem[] = [];
+  if (options.repair && fixes.size > 0) {
+    await store.write([...fixes.values()].flat(), { sync: true });
+    repaired.push(...fixes.keys());
+  }
+  return { ok: problems.length === repaired.length, problems, repaired };
+}
+
+function rowFromPackage(pkg: { manifest: PackageRow['manifest']; version: string; manifestDigest: string; modules: Map<string, Uint8Array> }, archiveBytes: number): PackageRow {
+  return {
+    workflow_type: pkg.manifest.workflow_type,
+    version: pkg.version,
+    manifest: pkg.manifest,
+    manifest_digest: pkg.manifestDigest,
+    deployed_entry_module: `${pkg.manifest.entry_module}$${pkg.version}`,
+    entry_function: pkg.manifest.entry_function,
+    loaded_at: new Date().toISOString(),
+    module_names: [...pkg.modules.keys()],
+    archive_bytes: archiveBytes,
+  };
+}
