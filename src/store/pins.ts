@@ -40,8 +40,17 @@ export const pinOps = {
  */
 export async function readVersionPins(store: Store, type: string, version: string, limit = 100): Promise<VersionPins> {
   const result: VersionPins = { runs: [], children: [], runsTotal: 0, childrenTotal: 0 };
-  const decoder = new TextDecoder();
   const prefixLength = K.pinRange(type, version).gt.length;
+  if (limit <= 0) {
+    // Counting only (aion versions): the keys say everything, values are never read.
+    for await (const k of store.keys(K.pinRange(type, version))) {
+      const kind = k.slice(prefixLength, k.indexOf('\x00', prefixLength));
+      if (kind === 'run') result.runsTotal++;
+      else if (kind === 'child') result.childrenTotal++;
+    }
+    return result;
+  }
+  const decoder = new TextDecoder();
   for await (const [k, bytes] of store.entries(K.pinRange(type, version))) {
     const rest = k.slice(prefixLength);
     const sep = rest.indexOf('\x00');
