@@ -25,7 +25,13 @@ const VERSION_HEX = /^[0-9a-f]{64}$/;
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
-  const text = JSON.stringify(value);
+  let text: string;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // JSON.stringify recurses: a value nested thousands deep overflows the stack. Name its kind.
+    text = Array.isArray(value) ? 'a deeply nested array' : 'a deeply nested object';
+  }
   return text.length > 60 ? text.slice(0, 57) + '...' : text;
 }
 
