@@ -56,7 +56,7 @@ function prng(seed: number): () => number {
   };
 }
 
-const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const ALPHABET_CODES = Buffer.from('ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', 'latin1');
 
 /**
  * A workflow project `big` with `modules` modules whose text totals about `inflatedBytes`:
@@ -76,11 +76,11 @@ export function writeBigProject(dir: string, modules: number, inflatedBytes: num
   const per = Math.floor(inflatedBytes / (modules - 1));
   for (let i = 1; i < modules; i++) {
     const name = `m${String(i).padStart(4, '0')}`;
-    const chars = new Array<string>(per);
-    for (let j = 0; j < per; j++) chars[j] = ALPHABET[next() & 63]!;
+    const chars = Buffer.allocUnsafe(per);
+    for (let j = 0; j < per; j++) chars[j] = ALPHABET_CODES[next() & 63]!;
     // Short lines of data, so that the text also looks like generated code.
     const lines: string[] = [];
-    const text = chars.join('');
+    const text = chars.toString('latin1');
     for (let at = 0; at < text.length; at += 96) lines.push(`  '${text.slice(at, at + 96)}'`);
     const source = `// generated module ${name}\nexports.id = ${i};\nexports.data = [\n${lines.join(',\n')}\n].join('');\nexports.size = () => exports.data.length;\n`;
     writeFileSync(path.join(projectDir, 'modules', 'big', `${name}.js`), source);
