@@ -205,6 +205,12 @@ async function examine(p: Prepared, dir: string, label: string, rand?: () => num
     if (strip(deployView(final)) !== strip(deployView(p.after))) fail(`after retry the deploy state differs from a faultless run:\n${deployView(final)}\n${deployView(p.after)}`);
     return;
   }
+  const again = s.reissue?.(await dumpState(dir));
+  if (again) {
+    const r = await runAion(['--state-dir', dir, '--json', ...again]);
+    stats.operations++;
+    if (r.code !== 0) fail(`re-issued ${again.join(' ')} exited ${r.code}: ${r.stderr}`);
+  }
   // A crash during recovery, too, sometimes.
   if (rand && rand() < 0.3) {
     const r = await runAion(['--state-dir', dir, 'serve', '--until-idle'], { killAfterMs: Math.floor(rand() * 600) });
@@ -215,12 +221,6 @@ async function examine(p: Prepared, dir: string, label: string, rand?: () => num
       for (const problem of checkInvariants(mid)) fail(`after a second kill: ${problem}`);
       for (const k of lostEvents(post, mid)) fail(`second kill lost history event ${k}`);
     }
-  }
-  const again = s.reissue?.(await dumpState(dir));
-  if (again) {
-    const r = await runAion(['--state-dir', dir, '--json', ...again]);
-    stats.operations++;
-    if (r.code !== 0) fail(`re-issued ${again.join(' ')} exited ${r.code}: ${r.stderr}`);
   }
   const serve = await runAion(['--state-dir', dir, '--json', 'serve', '--until-idle']);
   stats.operations++;
