@@ -42,6 +42,7 @@ export function report(stats: Stats): void {
 // --- processes -------------------------------------------------------------------------------
 
 export interface RunResult extends CliResult {
+  pid: number;
   signal: NodeJS.Signals | null;
   killed: boolean;
   ms: number;
@@ -56,8 +57,21 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
-/** Runs `aion ...args` as a child process; reports whether it died of SIGKILL. */
-export function runAion(args: string[], options: RunOptions = {}): Promise<RunResult> {
+/**
+ * Runs `aion ...args` as a child process; reports whether it died of SIGKILL. Others rebuild
+ * the shared dist/ while tests run: a process that could not even start (half-written
+ * modules) is retried a few times, since it never touched the state directory.
+ */
+export async function runAion(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  for (let attempt = 0; ; attempt++) {
+    const r = await runAionOnce(args, options);
+    const broken = r.code === 1 && /aion: cannot start|does not provide an export named|ERR_MODULE_NOT_FOUND|Cannot find module/.test(r.stderr);
+    if (!broken || attempt >= 4) return r;
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+  }
+}
+
+function runAionOnce(args: string[], options: RunOptions): Promise<RunResult> {
   const env = { ...process.env, ...options.env };
   delete env.FORCE_COLOR;
   if (!options.env?.AION_FAULT_POINT) delete env.AION_FAULT_POINT;
@@ -80,7 +94,7 @@ export function runAion(args: string[], options: RunOptions = {}): Promise<RunRe
       } catch {
         json = undefined;
       }
-      resolve({ code: code ?? -1, signal, killed: signal === 'SIGKILL', stdout, stderr, json, ms: Date.now() - started });
+      resolve({ code: code ?? -1, pid: child.pid ?? -1, signal, killed: signal === 'SIGKILL', stdout, stderr, json, ms: Date.now() - started });
     });
   });
 }
