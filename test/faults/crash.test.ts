@@ -296,7 +296,7 @@ test('crash consistency: SIGKILL at every named fault point', { timeout: 1_800_0
 });
 
 test('crash consistency: SIGKILL at random times', { timeout: 1_800_000 }, async () => {
-  const n = FULL ? 150 : 16;
+  const n = FULL ? 200 : 16;
   const rand = rng(20240607);
   const jobs = Array.from({ length: n }, () => ({ p: prepared[Math.floor(rand() * prepared.length)]!, delay: rand() }));
   await pool(jobs, WIDTH, async ({ p, delay }, i) => {
