@@ -132,8 +132,11 @@ export function TopView(props: { out: Output; fetch: TopFetch; intervalMs: numbe
   );
 }
 
-/** Runs the live view until the user quits; resolves then. */
-export async function runTopView(streams: Streams, props: { out: Output; fetch: TopFetch; intervalMs: number; stateDir: string }): Promise<void> {
+/** Runs the live view until the user quits (or `signal` aborts); resolves then. */
+export async function runTopView(
+  streams: Streams,
+  { signal, ...props }: { out: Output; fetch: TopFetch; intervalMs: number; stateDir: string; signal?: AbortSignal },
+): Promise<void> {
   const stdin = (streams.stdin ?? process.stdin) as NodeJS.ReadStream;
   const keyboard = Boolean(stdin.isTTY);
   const rows = streams.stdout.rows ?? 24;
@@ -144,5 +147,6 @@ export async function runTopView(streams: Streams, props: { out: Output; fetch: 
     patchConsole: false,
     exitOnCtrlC: true,
   });
+  signal?.addEventListener('abort', () => instance.unmount(), { once: true });
   await instance.waitUntilExit();
 }

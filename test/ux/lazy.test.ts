@@ -1,0 +1,101 @@
+// ink and react take about half a second to import: commands that draw no view must never load
+// them. A module-resolution hook (module.register) records every URL bin/aion resolves; no URL
+// may be inside node_modules/ink or node_modules/react.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { aion, ROOT, tempDir } from '../helpers/cli.js';
+import { packFixture, type Packed } from '../helpers/packages.js';
+
+let work: { dir: string; cleanup: () => void };
+let v1: Packed;
+let v2: Packed;
+let register: string;
+let trace: string;
+
+const VIEW_MODULES = /\/node_modules\/(ink|react|react-reconciler|yoga-layout)\//;
+
+before(async () => {
+  work = tempDir('aion-ux-lazy-');
+  v1 = await packFixture('hello_v1', work.dir, 'v1.aion');
+  v2 = await packFixture('hello_v2', work.dir, 'v2.aion');
+  writeFileSync(
+    path.join(work.dir, 'hooks.mjs'),
+    `import { appendFileSync } from 'node:fs';
+let file;
+export async function initialize(data) { file = data.file; }
+export async function resolve(specifier, context, next) {
+  const result = await next(specifier, context);
+  appendFileSync(file, result.url + '\\n');
+  return result;
+}
+`,
+  );
+  register = path.join(work.dir, 'register.mjs');
+  writeFileSync(
+    register,
+    `import { register } from 'node:module';
+register(new URL('./hooks.mjs', import.meta.url), { data: { file: process.env.AION_RESOLVE_TRACE } });
+`,
+  );
+  trace = path.join(work.dir, 'trace.txt');
+});
+after(() => work.cleanup());
+
+/** Runs bin/aion with the resolve hook; returns the result and every URL it resolved. */
+function traced(args: string[]): { code: number; urls: string[]; stderr: string } {
+  rmSync(trace, { force: true });
+  const r = aion(['--state-dir', path.join(work.dir, 'state'), ...args], {
+    env: { NODE_OPTIONS: `--import ${pathToFileURL(register).href}`, AION_RESOLVE_TRACE: trace },
+  });
+  const urls = existsSync(trace) ? readFileSync(trace, 'utf8').trim().split('\n') : [];
+  return { code: r.code, urls, stderr: r.stderr };
+}
+
+describe('no ink or react on non-interactive paths', () => {
+  test('the hook sees the modules a command resolves (control)', () => {
+    const r = traced(['versions', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.urls.some((u) => u.includes('/node_modules/commander/')), 'commander resolved through the hook');
+    assert.ok(r.urls.some((u) => u.endsWith('/dist/src/cli/commands/versions.js')));
+  });
+
+  test('the hook would catch a view module (control)', () => {
+    rmSync(trace, { force: true });
+    const r = spawnSync(process.execPath, ['--import', pathToFileURL(register).href, '-e', `import(${JSON.stringify(pathToFileURL(path.join(ROOT, 'dist/src/cli/views/load.js')).href)})`], {
+      env: { ...process.env, AION_RESOLVE_TRACE: trace },
+      encoding: 'utf8',
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const urls = readFileSync(trace, 'utf8');
+    assert.match(urls, /\/node_modules\/ink\//);
+    assert.match(urls, /\/node_modules\/react\//);
+  });
+
+  const cases: [string, () => string[]][] = [
+    ['load --json', () => ['load', v1.path, '--json']],
+    ['load (piped text)', () => ['load', v2.path]],
+    ['load --dry-run', () => ['load', v1.path, '--dry-run']],
+    ['versions --json', () => ['versions', '--json']],
+    ['versions (piped text)', () => ['versions']],
+    ['history', () => ['history']],
+    ['rollback --json', () => ['rollback', 'hello', '--json']],
+    ['route', () => ['route', 'hello', v2.version]],
+    ['top (piped: one snapshot)', () => ['top']],
+    ['top --json', () => ['top', '--json']],
+    ['runs', () => ['runs']],
+    ['a failing load', () => ['load', path.join(work.dir, 'missing.aion')]],
+    ['--help', () => ['--help']],
+  ];
+  for (const [name, args] of cases) {
+    test(name, () => {
+      const r = traced(args());
+      assert.ok(r.urls.length > 0, 'the hook recorded something');
+      const loaded = r.urls.filter((u) => VIEW_MODULES.test(u));
+      assert.deepEqual(loaded, [], `aion ${args().join(' ')} imported view modules (exit ${r.code}; ${r.stderr})`);
+    });
+  }
+});
