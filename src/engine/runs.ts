@@ -15,17 +15,10 @@ import { pinOps } from '../store/pins.js';
 import type { BatchOp } from '../store/kv.js';
 import type { Activation, ErrorInfo, WorkflowCommand, WorkflowEvent } from '../runtime/history.js';
 import type { Engine } from './engine.js';
-import type { RunDetail, RunStatus, RunSummary, SignalOutcome, StartOutcome } from './types.js';
+import type { RunDetail, RunSummary, SignalOutcome, StartOutcome } from './types.js';
 
 /** The current run of a workflow id (`run/<workflow_id>`). */
-export interface RunRecord {
-  workflow_id: string;
-  run_id: string;
-  workflow_type: string;
-  version: string;
-  status: RunStatus;
-  started_at: string;
-  updated_at: string;
+export interface RunRecord extends RunSummary {
   result: unknown;
   error: ErrorInfo | null;
   /** Set for a child run: where its result goes. Kept across continue-as-new. */
