@@ -547,7 +547,7 @@ export class Engine {
       previous,
       ...(message === undefined ? {} : { message }),
     };
-    return { type: 'put' as const, key: K.audit(at, this.auditSeq++), value: encodeJSON(record) };
+    return { type: 'put' as const, key: K.audit(at, process.pid, this.auditSeq++), value: encodeJSON(record) };
   }
 
   async deployHistory(workflowType?: string): Promise<DeployRecord[]> {

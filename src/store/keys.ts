@@ -47,7 +47,8 @@ export const K = {
   timerRange: () => range('timer'),
   /** Timers whose fire time is at or before `now`. */
   timersDueBy: (now: number) => ({ gt: range('timer').gt, lt: key('timer', String(now + 1).padStart(15, '0')) }),
-  /** Deploy audit log, in time order. */
-  audit: (at: number, seq: number) => key('audit', String(at).padStart(15, '0'), String(seq).padStart(6, '0')),
+  /** Deploy audit log, in time order; pid and a per-process counter keep keys unique. */
+  audit: (at: number, pid: number, seq: number) =>
+    key('audit', String(at).padStart(15, '0'), String(pid).padStart(10, '0'), String(seq).padStart(6, '0')),
   auditRange: () => range('audit'),
 };
