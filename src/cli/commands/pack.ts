@@ -1,5 +1,5 @@
 // `aion pack [project_dir] [--out <file>]`: build a reproducible .aion archive from a project.
-// The package code (fflate, @noble/hashes) is imported inside the action, never at start-up.
+// The package code (fflate, zlib, crypto) is imported inside the action, never at start-up.
 import type { Command } from 'commander';
 import { action } from '../context.js';
 import { shortVersion } from '../render.js';
