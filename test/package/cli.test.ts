@@ -87,7 +87,7 @@ describe('aion pack', () => {
   test('help has a description and examples', () => {
     const r = aion(['pack', '--help']);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /build a \.aion archive/);
+    assert.match(r.stdout, /build a \.aion archive/i);
     assert.match(r.stdout, /--out <file>/);
     assert.match(r.stdout, /Examples:\n\s+\$ aion pack/);
   });
