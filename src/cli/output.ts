@@ -1,8 +1,29 @@
 // Where results, chatter and errors go. Results go to stdout (one JSON document with --json);
 // progress, warnings and human-readable errors go to stderr. Colour only on a terminal,
 // never with --no-color or NO_COLOR.
-import { Chalk, type ChalkInstance } from 'chalk';
+import type { ChalkInstance } from 'chalk';
 import { AionError, toAionError } from '../errors.js';
+
+type ChalkModule = typeof import('chalk');
+let chalkModule: ChalkModule | undefined;
+
+/**
+ * Imports chalk (about 10 ms) for outputs that may be coloured. Called before a command runs
+ * when a stream is a terminal; without it every Output is plain.
+ */
+export async function preloadColour(): Promise<void> {
+  chalkModule ??= await import('chalk');
+}
+
+/** A chalk look-alike that colours nothing: `plain.red.bold('x') === 'x'`. */
+const plain: ChalkInstance = new Proxy(function () {}, {
+  get: (_target, prop) => (prop === 'level' ? 0 : plain),
+  apply: (_target, _this, args: unknown[]) => args.join(' '),
+}) as unknown as ChalkInstance;
+
+function colours(level: 0 | 1): ChalkInstance {
+  return level === 0 || !chalkModule ? plain : new chalkModule.Chalk({ level });
+}
 
 export interface Streams {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number };
@@ -33,8 +54,8 @@ export class Output {
     this.json = options.json;
     this.isTTY = Boolean(streams.stdout.isTTY);
     this.color = options.color;
-    this.c = new Chalk({ level: options.color && this.isTTY ? 1 : 0 });
-    this.ce = new Chalk({ level: options.color && streams.stderr.isTTY ? 1 : 0 });
+    this.c = colours(options.color && this.isTTY ? 1 : 0);
+    this.ce = colours(options.color && streams.stderr.isTTY ? 1 : 0);
   }
 
   /** Prints a command's result: `data` as JSON with --json, else the text rendering. */

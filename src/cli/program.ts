@@ -1,14 +1,15 @@
-// Builds the commander program: global options, every command, and usage-error handling.
-// Command modules are light (they import their engine/package code lazily inside the
-// action), so building the whole program costs little at start-up.
+// Builds the commander program: global options, the commands, and usage-error handling.
+// Only the command being run is imported (all of them for help and unknown commands), and
+// chalk only when a terminal may show colour: both are paid by every command's start-up.
 import { Command, CommanderError, Option } from 'commander';
 import { AionError } from '../errors.js';
-import { Output, type Streams } from './output.js';
-import { COMMANDS } from './commands/index.js';
+import { Output, preloadColour, type Streams } from './output.js';
+import { COMMANDS, commandOf } from './commands/index.js';
 
 export const VERSION = '0.1.0';
 
-export function buildProgram(streams: Streams = process): Command {
+/** The program with the commands `argv` needs (every command when argv is omitted). */
+export async function buildProgram(streams: Streams = process, argv?: readonly string[]): Promise<Command> {
   const program = new Command('aion');
   program
     .description('Deploy versioned durable-workflow packages into an embedded engine.')
@@ -42,7 +43,9 @@ Examples:
 Exit codes: 0 ok, 1 internal, 2 usage, 3 not_found, 4 version_pinned, 5 route_active,
 6 invalid_package, 7 manifest_mismatch, 8 state_busy, 9 shutting_down, 10 store, 11 conflict.`,
     );
-  for (const register of COMMANDS) register(program, streams);
+  const only = argv === undefined ? undefined : commandOf(argv);
+  const registers = await Promise.all((only ? [only] : COMMANDS).map((entry) => entry.load()));
+  for (const register of registers) register(program, streams);
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput({
       writeOut: (s) => streams.stdout.write(s),
@@ -59,8 +62,10 @@ Exit codes: 0 ok, 1 internal, 2 usage, 3 not_found, 4 version_pinned, 5 route_ac
  * one process, as the in-process tests do).
  */
 export async function runCli(argv: string[], streams: Streams = process): Promise<number> {
-  const program = buildProgram(streams);
   const json = argv.includes('--json');
+  const colourOff = argv.includes('--no-color') || Boolean(process.env.NO_COLOR);
+  if (!json && !colourOff && (streams.stdout.isTTY || streams.stderr.isTTY)) await preloadColour();
+  const program = await buildProgram(streams, argv);
   const saved = process.exitCode;
   process.exitCode = undefined;
   try {

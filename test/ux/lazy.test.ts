@@ -99,3 +99,26 @@ describe('no ink or react on non-interactive paths', () => {
     });
   }
 });
+
+describe('start-up imports only what the command needs', () => {
+  test('versions --json imports its own command module, not the others, chalk, the runtime or the package code', () => {
+    const r = traced(['versions', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const commands = r.urls.filter((u) => /\/dist\/src\/cli\/commands\/[a-z]+\.js$/.test(u) && !u.endsWith('/index.js'));
+    assert.deepEqual(commands.map((u) => path.basename(u)), ['versions.js']);
+    for (const forbidden of [/\/node_modules\/chalk\//, /\/dist\/src\/runtime\//, /\/dist\/src\/package\/(read|zip|pack)\.js$/, /\/node_modules\/fflate\//]) {
+      assert.ok(!r.urls.some((u) => forbidden.test(u)), `${forbidden} must not be imported by versions --json`);
+    }
+  });
+
+  test('help still lists every command', () => {
+    const r = aion(['--help']);
+    assert.equal(r.code, 0);
+    for (const name of ['pack', 'inspect', 'load', 'versions', 'route', 'rollback', 'unload', 'history', 'start', 'signal', 'terminate', 'runs', 'show', 'top', 'serve', 'doctor']) {
+      assert.match(r.stdout, new RegExp(`^  ${name} `, 'm'), `${name} is listed`);
+    }
+    const typo = aion(['versoins', '--json']);
+    assert.equal(typo.code, 2);
+    assert.match(typo.json.error.message, /unknown command 'versoins'/);
+  });
+});

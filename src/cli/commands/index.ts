@@ -1,27 +1,50 @@
 // The command table. Each command lives in its own module and registers itself on the program.
-// Command modules import only commander types and light helpers at the top level; engine,
-// package and view code is imported inside their actions.
+// Start-up is a hot path: a run of one command imports only that command's module (help and
+// unknown commands import them all). Command modules import only commander types and light
+// helpers at the top level; engine, package and view code is imported inside their actions.
 import type { Command } from 'commander';
 import type { Streams } from '../output.js';
-import { registerInspect } from './inspect.js';
-import { registerLoad } from './load.js';
-import { registerPack } from './pack.js';
-import { registerRoute } from './route.js';
-import { registerUnload } from './unload.js';
-import { registerVersions } from './versions.js';
-import { registerStart } from './start.js';
-import { registerSignal } from './signal.js';
-import { registerTerminate } from './terminate.js';
-import { registerRuns } from './runs.js';
-import { registerShow } from './show.js';
-import { registerServe } from './serve.js';
-import { registerHistory } from './history.js';
-import { registerRollback } from './rollback.js';
-import { registerTop } from './top.js';
-import { registerDoctor } from './doctor.js';
 
 export type Register = (program: Command, streams: Streams) => void;
 
-export const COMMANDS: Register[] = [registerPack, registerInspect, registerLoad, registerVersions, registerRoute, registerRollback, registerUnload,
-  registerHistory, registerStart, registerSignal, registerTerminate, registerRuns, registerShow, registerTop, registerServe, registerDoctor,
+export interface CommandEntry {
+  name: string;
+  load: () => Promise<Register>;
+}
+
+/** In the order `aion --help` lists them. */
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'pack', load: async () => (await import('./pack.js')).registerPack },
+  { name: 'inspect', load: async () => (await import('./inspect.js')).registerInspect },
+  { name: 'load', load: async () => (await import('./load.js')).registerLoad },
+  { name: 'versions', load: async () => (await import('./versions.js')).registerVersions },
+  { name: 'route', load: async () => (await import('./route.js')).registerRoute },
+  { name: 'rollback', load: async () => (await import('./rollback.js')).registerRollback },
+  { name: 'unload', load: async () => (await import('./unload.js')).registerUnload },
+  { name: 'history', load: async () => (await import('./history.js')).registerHistory },
+  { name: 'start', load: async () => (await import('./start.js')).registerStart },
+  { name: 'signal', load: async () => (await import('./signal.js')).registerSignal },
+  { name: 'terminate', load: async () => (await import('./terminate.js')).registerTerminate },
+  { name: 'runs', load: async () => (await import('./runs.js')).registerRuns },
+  { name: 'show', load: async () => (await import('./show.js')).registerShow },
+  { name: 'top', load: async () => (await import('./top.js')).registerTop },
+  { name: 'serve', load: async () => (await import('./serve.js')).registerServe },
+  { name: 'doctor', load: async () => (await import('./doctor.js')).registerDoctor },
 ];
+
+/** Global options that take a value: their value is never the command name. */
+const VALUE_OPTIONS = new Set(['--state-dir', '--lock-timeout']);
+
+/** The command an argv names, if it names a known one (first operand, skipping global options). */
+export function commandOf(argv: readonly string[]): CommandEntry | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return undefined;
+    if (arg.startsWith('-')) {
+      if (VALUE_OPTIONS.has(arg)) i++;
+      continue;
+    }
+    return COMMANDS.find((c) => c.name === arg);
+  }
+  return undefined;
+}
