@@ -228,16 +228,7 @@ export class Engine {
       progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
       // after a failed persistence must complete it.
-      faultPoint('load.before-write');
-      await this.store.write(
-        [
-          putJSON(K.packageMeta(type, version), rowOf(resident)),
-          putBytes(K.archive(type, version), bytes),
-          putBytes(K.route(type), new TextEncoder().encode(version)),
-          this.auditOp('load', type, version, previous, options.message),
-        ],
-        { sync: true },
-      );
+      await this.persistLoad(resident, bytes, previous, options.message);
       progress(options, 'route', { workflow_type: type, version });
       faultPoint('load.after-write');
       this.catalog.commitLoad(resident, true);
@@ -281,16 +272,7 @@ export class Engine {
     };
     progress(options, 'persist', { workflow_type: type, version });
     try {
-      faultPoint('load.before-write');
-      await this.store.write(
-        [
-          putJSON(K.packageMeta(type, version), rowOf(entry)),
-          putBytes(K.archive(type, version), bytes),
-          putBytes(K.route(type), new TextEncoder().encode(version)),
-          this.auditOp('load', type, version, previous, options.message),
-        ],
-        { sync: true },
-      );
+      await this.persistLoad(entry, bytes, previous, options.message);
     } catch (error) {
       unregister();
       throw error;
@@ -300,6 +282,21 @@ export class Engine {
     this.catalog.commitLoad(entry, true);
     faultPoint('load.swapped');
     return outcome;
+  }
+
+  /** Writes archive, row, route pointer and deploy record in one synchronous batch. */
+  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, message?: string): Promise<void> {
+    const { workflowType: type, version } = entry;
+    faultPoint('load.before-write');
+    await this.store.write(
+      [
+        putJSON(K.packageMeta(type, version), rowOf(entry)),
+        putBytes(K.archive(type, version), bytes),
+        putBytes(K.route(type), new TextEncoder().encode(version)),
+        this.auditOp('load', type, version, previous, message),
+      ],
+      { sync: true },
+    );
   }
 
   // --- route --------------------------------------------------------------------------------
