@@ -8,6 +8,7 @@ import { contentHash } from '../../src/package/hash.js';
 import { readPackage } from '../../src/package/read.js';
 import { assembleZip, crc32, type RawZipEntry } from '../../src/package/zip.js';
 import { buildPackage, entry, locate, malformedArchives, manifestFor } from './malformed.js';
+import { rng } from './random.js';
 
 export interface HostileArchive {
   name: string;
@@ -21,17 +22,6 @@ type Mods = [string, string | Uint8Array][];
 /** A valid package of the given modules, with `entry` as its entry module. */
 function pkg(modules: Mods, edit?: (m: Record<string, unknown>) => void): Uint8Array {
   return buildPackage({ modules, manifest: edit });
-}
-
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface HostileCorpus {
@@ -51,7 +41,7 @@ export function hostileArchives(options: { flips?: number } = {}): HostileCorpus
 
   // 2. Seeded single-bit flips; a flip the reader accepts must decode to the very same package.
   let benignFlips = 0;
-  const rand = seeded(0xa10);
+  const rand = rng(0xa10);
   for (let i = 0; i < (options.flips ?? 300); i++) {
     const offset = Math.floor(rand() * valid.length);
     const bit = Math.floor(rand() * 8);
