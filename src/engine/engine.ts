@@ -557,11 +557,13 @@ export class Engine {
 
   // --- lifecycle ----------------------------------------------------------------------------
 
-  /** Closes the gate, waits for admitted operations, closes the store. Idempotent. */
+  /** Closes the gate, waits for admitted operations and runs in progress, closes the store. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await this.gate.close();
+    // Runs being advanced finish their current step before the store goes away.
+    await this.runs.settle();
     await this.store.close();
   }
 }

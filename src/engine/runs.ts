@@ -44,11 +44,16 @@ export function validateWorkflowId(id: string): void {
 
 export class RunManager {
   private readonly locks = new Map<string, Mutex>();
-  /** Runs with work queued in this process. */
-  private readonly queue = new Set<string>();
-  private draining: Promise<void> | undefined;
+  /** The drive task of each workflow being advanced in this process. */
+  private readonly tasks = new Map<string, Promise<void>>();
+  /** Workflows asked to advance again while their task was running. */
+  private readonly again = new Set<string>();
+  /** Waiters' groups of workflow ids: a run woken by one in a group joins the group. */
+  private readonly watchers = new Map<string, Set<Set<string>>>();
   /** Set by `aion serve`: every active run it recovers is resident (a live run). */
   residentAll = false;
+  /** Called whenever a drive task ends (the serving loop looks at timers again). */
+  onTaskDone: (() => void) | undefined;
 
   constructor(private readonly engine: Engine) {}
 
@@ -109,7 +114,7 @@ export class RunManager {
     } finally {
       end();
     }
-    await this.settle();
+    await this.settle([workflowId]);
     const rec = await this.getRun(workflowId);
     return {
       workflow_id: workflowId,
@@ -136,7 +141,7 @@ export class RunManager {
     } finally {
       end();
     }
-    await this.settle();
+    await this.settle([workflowId]);
     const rec = await this.getRun(workflowId);
     return { workflow_id: workflowId, run_id: rec?.run_id ?? runId, status: rec?.status ?? 'running' };
   }
@@ -154,8 +159,10 @@ export class RunManager {
         faultPoint('terminate.after-write');
         return current;
       });
-      if (rec.parent) this.enqueue(rec.parent.workflow_id);
-      await this.settle();
+      if (rec.parent) {
+        this.enqueue(rec.parent.workflow_id);
+        await this.settle([rec.parent.workflow_id]);
+      }
       return { workflow_id: workflowId, run_id: rec.run_id, status: 'terminated' };
     } finally {
       end();
@@ -182,43 +189,87 @@ export class RunManager {
 
   // --- driving -------------------------------------------------------------------------------
 
+  /**
+   * Asks for a workflow to be advanced. Each workflow has at most one drive task at a time;
+   * different workflows advance concurrently, so a slow activity of one run never delays
+   * another run's start, signal or timer. Never throws: failures become warnings.
+   */
   enqueue(workflowId: string): void {
-    this.queue.add(workflowId);
-  }
-
-  /** Drives every queued run (and the runs they wake) until none can progress. */
-  async settle(): Promise<void> {
-    while (this.draining) await this.draining;
-    if (this.queue.size === 0) return;
-    this.draining = (async () => {
-      while (this.queue.size > 0) {
-        const [next] = this.queue;
-        this.queue.delete(next!);
+    if (this.tasks.has(workflowId)) {
+      this.again.add(workflowId);
+      return;
+    }
+    const task = (async () => {
+      do {
+        this.again.delete(workflowId);
         try {
-          await this.advance(next!);
+          const woken = await this.advance(workflowId);
+          for (const id of woken) {
+            for (const group of this.watchers.get(workflowId) ?? []) this.watch(id, group);
+            this.enqueue(id);
+          }
         } catch (error) {
-          this.engine.warn(`run ${next} could not progress: ${(error as Error).message}`);
+          this.engine.warn(`run ${workflowId} could not progress: ${(error as Error).message}`);
         }
-      }
-    })();
+      } while (this.again.has(workflowId));
+    })().finally(() => {
+      this.tasks.delete(workflowId);
+      this.onTaskDone?.();
+    });
+    this.tasks.set(workflowId, task);
+  }
+
+  /** No run is being advanced in this process. */
+  get idle(): boolean {
+    return this.tasks.size === 0;
+  }
+
+  private watch(workflowId: string, group: Set<string>): void {
+    group.add(workflowId);
+    let groups = this.watchers.get(workflowId);
+    if (!groups) this.watchers.set(workflowId, (groups = new Set()));
+    groups.add(group);
+  }
+
+  /**
+   * Waits until the given workflows — and every run they wake meanwhile (children, parents,
+   * successors) — can go no further; without ids, until no run is being advanced at all.
+   */
+  async settle(workflowIds?: string[]): Promise<void> {
+    if (workflowIds === undefined) {
+      while (this.tasks.size > 0) await Promise.allSettled([...this.tasks.values()]);
+      return;
+    }
+    const group = new Set<string>();
+    for (const id of workflowIds) this.watch(id, group);
     try {
-      await this.draining;
+      for (;;) {
+        const running = [...group].flatMap((id) => this.tasks.get(id) ?? []);
+        if (running.length === 0) return;
+        await Promise.allSettled(running);
+      }
     } finally {
-      this.draining = undefined;
+      for (const id of group) {
+        const groups = this.watchers.get(id);
+        groups?.delete(group);
+        if (groups?.size === 0) this.watchers.delete(id);
+      }
     }
   }
 
-  /** Recovery: queues every active run (and starts recorded-but-unstarted children). */
-  async recoverAll(): Promise<number> {
-    let n = 0;
-    for await (const k of this.engine.store.keys(K.activeRange())) {
-      const workflowId = k.slice(K.activeRange().gt.length);
-      if (this.residentAll) await this.markResident(workflowId);
-      this.enqueue(workflowId);
-      n++;
+  /**
+   * Recovery: advances every active run (starting recorded-but-unstarted children on their
+   * recorded versions). With `wait: false` it returns once they are queued.
+   */
+  async recoverAll(options: { wait?: boolean } = {}): Promise<number> {
+    const ids: string[] = [];
+    for await (const k of this.engine.store.keys(K.activeRange())) ids.push(k.slice(K.activeRange().gt.length));
+    for (const id of ids) {
+      if (this.residentAll) await this.markResident(id);
+      this.enqueue(id);
     }
-    await this.settle();
-    return n;
+    if (options.wait !== false) await this.settle(ids);
+    return ids.length;
   }
 
   private async markResident(workflowId: string): Promise<void> {
@@ -236,14 +287,27 @@ export class RunManager {
     return undefined;
   }
 
-  /** Fires every timer due by `now` and drives the runs they wake. Returns how many fired. */
-  async fireDueTimers(now = Date.now()): Promise<number> {
+  /**
+   * Fires every timer due by `now` and advances the runs they wake; returns how many fired.
+   * A timer of a run that is busy right now (say, in a long activity) is left to that run's
+   * own drive task, which fires due timers when it looks at its history; with `wait: false`
+   * the call returns without waiting for the woken runs.
+   */
+  async fireDueTimers(now = Date.now(), options: { wait?: boolean } = {}): Promise<number> {
     const due: { key: string; workflowId: string; seq: number }[] = [];
     for await (const k of this.engine.store.keys(K.timersDueBy(now))) {
       const [, , workflowId, seq] = k.split('\x00');
       due.push({ key: k, workflowId: workflowId!, seq: Number(seq) });
     }
+    const woken: string[] = [];
+    let fired = 0;
     for (const t of due) {
+      if (options.wait === false && this.tasks.has(t.workflowId)) {
+        this.enqueue(t.workflowId);
+        continue;
+      }
+      fired++;
+      woken.push(t.workflowId);
       await this.lockOf(t.workflowId).run(async () => {
         const rec = await this.getRun(t.workflowId);
         if (!rec || rec.status !== 'running') {
@@ -256,15 +320,15 @@ export class RunManager {
       });
       this.enqueue(t.workflowId);
     }
-    await this.settle();
-    return due.length;
+    if (options.wait !== false) await this.settle(woken);
+    return fired;
   }
 
   /**
    * Advances one workflow's current run as far as it can go. A run whose recorded version is
    * not loaded fails its own recovery (typed `not_found` naming the version), never others'.
    */
-  private async advance(workflowId: string): Promise<void> {
+  private async advance(workflowId: string): Promise<string[]> {
     const wake: string[] = [];
     await this.lockOf(workflowId).run(async () => {
       for (let step = 0; step < STEP_LIMIT; step++) {
@@ -314,7 +378,7 @@ export class RunManager {
         this.engine.resident.delete(workflowId);
       }
     });
-    for (const id of wake) this.enqueue(id);
+    return wake;
   }
 
   /** Resolves a recorded (type, version); waits out an unload's swap-out window. */

@@ -33,6 +33,7 @@ export interface ServeSummary {
 }
 
 const MAX_SLEEP_MS = 1000;
+const BUSY_RETRY_MS = 20;
 
 export async function serve(options: ServeOptions): Promise<ServeSummary> {
   const engine = await Engine.open({
@@ -68,7 +69,12 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
   const summary: ServeSummary = { recovered: 0, timers_fired: 0, still_running: 0 };
   try {
     engine.runs.residentAll = true;
-    summary.recovered = await engine.runs.recoverAll();
+    // Recovered runs advance in the background: a long activity must not delay listening.
+    summary.recovered = await engine.runs.recoverAll({ wait: false });
+    engine.runs.onTaskDone = () => {
+      dirty = true;
+      wake?.();
+    };
     if (!stopping) {
       const place = socketPlace(options.stateDir);
       prepareSocketDir(place.dir);
@@ -94,11 +100,12 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     options.onReady?.(engine);
     while (!stopping) {
       dirty = false;
-      summary.timers_fired += await engine.runs.fireDueTimers();
+      summary.timers_fired += await engine.runs.fireDueTimers(Date.now(), { wait: false });
       const next = await engine.runs.nextTimerAt();
-      if (options.untilIdle && next === undefined && !dirty) break;
+      if (options.untilIdle && next === undefined && !dirty && engine.runs.idle) break;
       if (dirty) continue;
-      const delay = next === undefined ? MAX_SLEEP_MS : Math.max(0, Math.min(MAX_SLEEP_MS, next - Date.now()));
+      // A due timer of a busy run is fired by that run's own task: look again shortly.
+      const delay = next === undefined ? MAX_SLEEP_MS : Math.max(BUSY_RETRY_MS, Math.min(MAX_SLEEP_MS, next - Date.now()));
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         wake = () => {

@@ -259,6 +259,38 @@ describe('run lifecycle', () => {
     }
   });
 
+  test('runs advance independently: a slow activity delays no other start or signal', async () => {
+    const crawler = await packSource(
+      'crawler',
+      `exports.run = async (ctx) => ({ got: await ctx.activity('crawl', null) });
+       exports.activities = { crawl: async () => { await new Promise((r) => setTimeout(r, 1500)); return 'late'; } };`,
+      ['crawl'],
+    );
+    const { engine } = await openEngine(path.join(work.dir, 'independent'));
+    try {
+      await engine.loadPackage({ path: crawler.path });
+      await engine.loadPackage({ path: hello2.path });
+      await engine.loadPackage({ path: approval1.path });
+      engine.runs.residentAll = true;
+      const slow = engine.runs.start('crawler', null, { workflowId: 'slow' });
+      let slowDone = false;
+      void slow.then(() => (slowDone = true));
+      await new Promise((r) => setTimeout(r, 100));
+      const quick = await engine.runs.start('hello', { name: 'q' }, { workflowId: 'quick' });
+      assert.equal(quick.status, 'completed');
+      await engine.runs.start('approval', null, { workflowId: 'waiting' });
+      const signalled = await engine.runs.signal('waiting', 'approve', 1);
+      assert.equal(signalled.status, 'completed');
+      assert.equal(slowDone, false, 'the quick start and the signal finished while the slow activity ran');
+      assert.equal((await engine.runs.show('slow')).status, 'running');
+      assert.equal((await slow).status, 'completed');
+      assert.deepEqual((await engine.runs.show('slow')).result, { got: 'late' });
+    } finally {
+      engine.resident.clear();
+      await engine.close();
+    }
+  });
+
   test('1,000 sequential starts of a trivial workflow complete', async () => {
     const { engine } = await openEngine(path.join(work.dir, 'thousand'));
     try {
