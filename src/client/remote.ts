@@ -1,5 +1,5 @@
 // The client of a running `aion serve`: the same methods as the embedded engine, carried out by
-// the server over its control socket (protocol in src/server/protocol.ts). Replies are rebuilt
+// the server over its control socket (protocol in src/client/protocol.ts). Replies are rebuilt
 // into the same results and the same typed errors, so a command prints the same output and
 // exits with the same code either way. Imports nothing heavier than `net`: the remote path of
 // a command never loads the engine, the store or LevelDB.
@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { AionError } from '../errors.js';
 import { readHolder, type HolderInfo } from '../store/holder.js';
-import { encodeLine, PROTOCOL_VERSION, wireToError, type Method, type RequestId } from '../server/protocol.js';
+import { encodeLine, PROTOCOL_VERSION, wireToError, type Method, type RequestId } from './protocol.js';
 import type { Client } from './client.js';
 import type { DeployOptions } from '../engine/engine.js';
 import type { RunFilter } from '../engine/runs.js';

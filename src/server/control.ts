@@ -1,5 +1,5 @@
 // The control socket of `aion serve`: accepts connections, reads newline-delimited JSON
-// requests (src/server/protocol.ts) and carries each one out on the serving engine through
+// requests (src/client/protocol.ts) and carries each one out on the serving engine through
 // the same `EmbeddedClient` a command uses in-process, so results and typed errors are the
 // engine's own. Requests are dispatched as they arrive — concurrently, across and within
 // connections; nothing here serializes them, so a request waits only for the engine's own
@@ -25,7 +25,7 @@ import {
   PROTOCOL_VERSION,
   type Request,
   type RequestId,
-} from './protocol.js';
+} from '../client/protocol.js';
 
 /** Warnings raised while serving a request are collected here and sent back with its reply. */
 export const requestWarnings = new AsyncLocalStorage<string[]>();

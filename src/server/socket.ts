@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { AionError } from '../errors.js';
 import { connectSocket } from '../client/remote.js';
-import { MAX_SOCKET_PATH_BYTES } from './protocol.js';
+import { MAX_SOCKET_PATH_BYTES } from '../client/protocol.js';
 
 export interface SocketPlace {
   /** The socket file. */

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { aionAsync, tempDir } from '../helpers/cli.js';
 import { alive, pack, RawClient, startServe, type Packed, type Served } from './support.js';
-import { MAX_REQUEST_BYTES } from '../../src/server/protocol.js';
+import { MAX_REQUEST_BYTES } from '../../src/client/protocol.js';
 
 let dir: string;
 let cleanup: () => void;
