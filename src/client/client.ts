@@ -14,7 +14,7 @@ import type {
   UnloadOutcome,
   VersionInfo,
 } from '../engine/types.js';
-import type { HolderInfo } from '../store/holder.js';
+import { readHolder, type HolderInfo } from '../store/holder.js';
 
 export interface Client {
   load(archivePath: string, options?: DeployOptions): Promise<LoadOutcome>;
@@ -98,11 +98,16 @@ class SwitchToServer extends Error {
  * and if the process we wait for turns out to be a server, we switch to its socket.
  */
 export async function openClient(options: ClientOptions): Promise<Client> {
-  const { connectServer } = await import('./remote.js');
-  const remote = await connectServer(options.stateDir);
-  if (remote) {
-    remote.onWarning = options.onWarning;
-    return remote;
+  // Only a holder that names a socket can be a server; the remote client (net, protocol) is
+  // imported only then, and on the waiting path below.
+  const holder = readHolder(options.stateDir);
+  if (holder?.socket) {
+    const { connectServer } = await import('./remote.js');
+    const remote = await connectServer(options.stateDir, holder);
+    if (remote) {
+      remote.onWarning = options.onWarning;
+      return remote;
+    }
   }
   const { Engine } = await import('../engine/engine.js');
   try {
@@ -115,6 +120,7 @@ export async function openClient(options: ClientOptions): Promise<Client> {
       onWarning: options.onWarning,
       whileWaiting: async (holder) => {
         if (!holder?.socket) return;
+        const { connectServer } = await import('./remote.js');
         const server = await connectServer(options.stateDir, holder);
         if (server) {
           server.onWarning = options.onWarning;
