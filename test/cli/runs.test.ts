@@ -81,6 +81,19 @@ describe('runs through bin/aion', () => {
     assert.doesNotMatch(text.stdout, /\x1b\[/);
   });
 
+  test('text output of start and signal says what a finished run returned or why it failed', () => {
+    const s = ['--state-dir', path.join(work.dir, 'text')];
+    aion([...s, 'load', v1.path]);
+    const parked = aion([...s, 'start', 'approval', '--id', 't-1']);
+    assert.equal(parked.code, 0);
+    assert.match(parked.stdout, /^t-1 running {2}approval [0-9a-f]{64} {2}run \S+\n$/, 'a running run has no result line');
+    const done = aion([...s, 'signal', 't-1', 'approve', '--input', '"yes"']);
+    assert.equal(done.code, 0);
+    assert.match(done.stdout, /^t-1 completed {2}run \S+\n {2}result \{"request":null,"decision":"yes","version":"[0-9a-f]{64}"\}\n$/);
+    const json = aion([...s, 'start', 'approval', '--id', 't-2', '--json']);
+    assert.deepEqual(Object.keys(json.json).sort(), ['run_id', 'status', 'version', 'workflow_id', 'workflow_type'], '--json keeps the contract shape');
+  });
+
   test('bad run arguments are usage errors; unknown ids are not_found', () => {
     const s = ['--state-dir', path.join(work.dir, 'bad-args')];
     aion([...s, 'load', v1.path]);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
 import type { Output } from '../output.js';
+import type { RunDetail } from '../../engine/types.js';
 import { shortVersion, when } from '../render.js';
 import type { Register } from './index.js';
 
@@ -20,6 +21,19 @@ export function statusText(out: Output, status: string): string {
     default:
       return c.dim(status);
   }
+}
+
+/**
+ * The line people want after a run stopped: its result or its error, cut to fit a line on a
+ * terminal. Empty while the run is still running.
+ */
+export function outcomeText(out: Output, run: Pick<RunDetail, 'status' | 'result' | 'error' | 'run_id'>): string {
+  if (run.status === 'completed') {
+    const json = JSON.stringify(run.result);
+    return `  result ${out.isTTY && json.length > 200 ? json.slice(0, 199) + '…' : json}`;
+  }
+  if (run.error) return `  ${out.c.red('error')}  ${run.error.message}`;
+  return '';
 }
 
 export const registerShow: Register = (program: Command, streams) => {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
 import { parseInput } from '../input.js';
-import { statusText } from './show.js';
+import { outcomeText, statusText } from './show.js';
 import type { Register } from './index.js';
 
 export const registerSignal: Register = (program: Command, streams) => {
@@ -27,10 +27,16 @@ Examples:
     .action(
       action(async (ctx, workflowId: string, name: string, opts: { input?: string }) => {
         const input = parseInput(opts.input);
-        const result = await withClient(ctx, { write: false, command: `signal ${workflowId} ${name}` }, (client) =>
-          client.signal(workflowId, name, input),
-        );
-        ctx.out.result(result, () => `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  run ${result.run_id}`);
+        const { result, final } = await withClient(ctx, { write: false, command: `signal ${workflowId} ${name}` }, async (client) => {
+          const signalled = await client.signal(workflowId, name, input);
+          const ended = !ctx.out.json && signalled.status !== 'running' ? await client.show(workflowId).catch(() => undefined) : undefined;
+          return { result: signalled, final: ended };
+        });
+        ctx.out.result(result, () => {
+          const head = `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  run ${result.run_id}`;
+          const outcome = final ? outcomeText(ctx.out, final) : '';
+          return outcome ? `${head}\n${outcome}` : head;
+        });
       }, streams),
     );
 };

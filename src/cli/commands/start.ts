@@ -4,7 +4,7 @@ import { action } from '../context.js';
 import { withClient } from '../client.js';
 import { parseInput } from '../input.js';
 import { shortVersion } from '../render.js';
-import { statusText } from './show.js';
+import { outcomeText, statusText } from './show.js';
 import type { Register } from './index.js';
 
 export const registerStart: Register = (program: Command, streams) => {
@@ -29,12 +29,19 @@ Examples:
     .action(
       action(async (ctx, workflowType: string, opts: { input?: string; id?: string }) => {
         const input = parseInput(opts.input);
-        const result = await withClient(ctx, { write: true, command: `start ${workflowType}` }, (client) =>
-          client.start(workflowType, input, { workflowId: opts.id }),
-        );
-        ctx.out.result(result, () =>
-          `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${result.workflow_type} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`,
-        );
+        const { result, final } = await withClient(ctx, { write: true, command: `start ${workflowType}` }, async (client) => {
+          const started = await client.start(workflowType, input, { workflowId: opts.id });
+          // For people: what the run ended with (its successor's, after continue-as-new).
+          const ended = !ctx.out.json && started.status !== 'running' ? await client.show(started.workflow_id).catch(() => undefined) : undefined;
+          return { result: started, final: ended };
+        });
+        ctx.out.result(result, () => {
+          const head = `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${result.workflow_type} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`;
+          if (!final) return head;
+          const successor = final.run_id !== result.run_id ? `\n  now    run ${final.run_id} ${statusText(ctx.out, final.status)}` : '';
+          const outcome = outcomeText(ctx.out, final);
+          return head + successor + (outcome ? '\n' + outcome : '');
+        });
       }, streams),
     );
 };
