@@ -61,6 +61,7 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   const apply = Reflect.apply;
   const construct = Reflect.construct;
   const defineProperty = Object.defineProperty;
+  const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   const freeze = Object.freeze;
   const SPromise: PromiseConstructor = G.Promise;
   const SError: ErrorConstructor = G.Error;
@@ -178,6 +179,29 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
     defineProperty(DeterministicDate, 'UTC', { value: RealDate.UTC, writable: true, configurable: true });
     defineProperty(RealDate.prototype, 'constructor', { value: DeterministicDate, writable: true, configurable: true });
     replace('Date', DeterministicDate);
+
+    // Intl's date formatting reads the real clock when given no date: give it the replay time.
+    const dtf = G.Intl?.DateTimeFormat?.prototype as Intl.DateTimeFormat | undefined;
+    if (dtf) {
+      const formatGetter = getOwnPropertyDescriptor(dtf, 'format')?.get;
+      if (formatGetter) {
+        defineProperty(dtf, 'format', {
+          configurable: true,
+          get(this: Intl.DateTimeFormat) {
+            const format = apply(formatGetter, this, []) as (date?: unknown) => string;
+            return (date?: unknown) => format(date === undefined ? now : date);
+          },
+        });
+      }
+      const formatToParts = dtf.formatToParts;
+      defineProperty(dtf, 'formatToParts', {
+        configurable: true,
+        writable: true,
+        value: function formatToParts_(this: Intl.DateTimeFormat, date?: unknown) {
+          return apply(formatToParts, this, [date === undefined ? now : date]);
+        },
+      });
+    }
   } else {
     const callbacks = new SMap<number, { fn: (...args: unknown[]) => unknown; args: unknown[] }>();
     replace('setTimeout', function setTimeout(fn: unknown, ms?: unknown, ...args: unknown[]) {

@@ -183,6 +183,9 @@ test('Date, Math.random and ctx.random are deterministic per run and identical a
         now: Date.now(), date: new Date().toISOString(), str: typeof Date(), given: new Date(0).toISOString(),
         parsed: Date.parse('2020-01-01T00:00:00Z'), isDate: new Date() instanceof Date,
         m: [Math.random(), Math.random()], r: [ctx.random(), ctx.random()], ctxNow: ctx.now(),
+        intl: new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', dateStyle: 'short', timeStyle: 'medium' }).format(),
+        parts: new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', second: 'numeric' }).formatToParts().map((p) => p.value).join(''),
+        intlGiven: new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', year: 'numeric' }).format(new Date(0)),
       });
       const before = sample();
       await ctx.sleep(1);
@@ -207,6 +210,10 @@ test('Date, Math.random and ctx.random are deterministic per run and identical a
   assert.equal(result.before.isDate, true);
   assert.equal(result.after.now, 1_700_000_001_500);
   assert.equal(result.after.ctxNow, 1_700_000_001_500);
+  const utc = (at: number, o: Intl.DateTimeFormatOptions) => new Intl.DateTimeFormat('en-US', { timeZone: 'UTC', ...o }).format(at);
+  assert.equal(result.before.intl, utc(1_700_000_000_000, { dateStyle: 'short', timeStyle: 'medium' }), 'Intl formats the replay time, not the clock');
+  assert.equal(result.after.parts, utc(1_700_000_001_500, { second: 'numeric' }));
+  assert.equal(result.before.intlGiven, '1970');
   const numbers = [...result.before.m, ...result.before.r, ...result.after.m, ...result.after.r];
   assert.equal(new Set(numbers).size, numbers.length, 'one stream, no repeats');
   for (const n of numbers) assert.ok(n >= 0 && n < 1);
