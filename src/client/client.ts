@@ -21,7 +21,7 @@ export interface Client {
   route(workflowType: string, version: string, options?: DeployOptions): Promise<RouteOutcome>;
   versions(workflowType?: string): Promise<VersionInfo[]>;
   unload(workflowType: string, version: string, options?: DeployOptions): Promise<UnloadOutcome>;
-  history(workflowType?: string): Promise<DeployRecord[]>;
+  history(workflowType?: string, limit?: number): Promise<DeployRecord[]>;
   /** Routes the type back to the version routed before the current one (see Engine.rollbackWorkflowVersion). */
   rollback(workflowType: string, options?: DeployOptions): Promise<RouteOutcome>;
   start(workflowType: string, input: unknown, options?: { workflowId?: string }): Promise<StartOutcome>;
@@ -58,8 +58,8 @@ export class EmbeddedClient implements Client {
   unload(workflowType: string, version: string, options?: DeployOptions) {
     return this.engine.unloadWorkflowVersion(workflowType, version, options);
   }
-  history(workflowType?: string) {
-    return this.engine.deployHistory(workflowType);
+  history(workflowType?: string, limit?: number) {
+    return this.engine.deployHistory(workflowType, limit);
   }
   rollback(workflowType: string, options?: DeployOptions) {
     return this.engine.rollbackWorkflowVersion(workflowType, options);

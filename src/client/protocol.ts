@@ -38,7 +38,7 @@
 //   route      {workflow_type, version, dry_run?, message?}       → RouteOutcome
 //   versions   {workflow_type?}                                   → VersionInfo[]
 //   unload     {workflow_type, version, dry_run?, message?}       → UnloadOutcome
-//   history    {workflow_type?}                                   → DeployRecord[]
+//   history    {workflow_type?, limit?}                           → DeployRecord[] (newest `limit`)
 //   rollback   {workflow_type, dry_run?, message?}                → RouteOutcome
 //   start      {workflow_type, input?, workflow_id?}              → StartOutcome
 //   signal     {workflow_id, name, input?}                        → SignalOutcome

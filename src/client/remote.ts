@@ -209,8 +209,11 @@ export class RemoteClient implements Client {
   unload(workflowType: string, version: string, options: DeployOptions = {}) {
     return this.call<UnloadOutcome>('unload', { workflow_type: workflowType, version, ...deployParams(options) });
   }
-  history(workflowType?: string) {
-    return this.call<DeployRecord[]>('history', workflowType === undefined ? {} : { workflow_type: workflowType });
+  history(workflowType?: string, limit?: number) {
+    return this.call<DeployRecord[]>('history', {
+      ...(workflowType === undefined ? {} : { workflow_type: workflowType }),
+      ...(limit === undefined ? {} : { limit }),
+    });
   }
   rollback(workflowType: string, options: DeployOptions = {}) {
     return this.call<RouteOutcome>('rollback', { workflow_type: workflowType, ...deployParams(options) });

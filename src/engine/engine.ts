@@ -547,12 +547,18 @@ export class Engine {
     return { type: 'put' as const, key: K.audit(at, process.pid, this.auditSeq++), value: encodeJSON(record) };
   }
 
-  async deployHistory(workflowType?: string): Promise<DeployRecord[]> {
+  /**
+   * The deploy history (of one type, or all), oldest first; with `limit`, only the newest
+   * `limit` records, read from the end of the log. Corrupt records are skipped with a warning.
+   */
+  async deployHistory(workflowType?: string, limit?: number): Promise<DeployRecord[]> {
     const records: DeployRecord[] = [];
-    for await (const [, record] of this.store.scanJSON<DeployRecord>(K.auditRange(), (k) => this.warn(`skipping corrupt deploy record ${k}`))) {
+    const range = { ...K.auditRange(), reverse: limit !== undefined };
+    for await (const [, record] of this.store.scanJSON<DeployRecord>(range, (k) => this.warn(`skipping corrupt deploy record ${k}`))) {
+      if (limit !== undefined && records.length >= limit) break;
       if (workflowType === undefined || record.workflow_type === workflowType) records.push(record);
     }
-    return records;
+    return limit === undefined ? records : records.reverse();
   }
 
   // --- lifecycle ----------------------------------------------------------------------------

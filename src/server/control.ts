@@ -218,7 +218,7 @@ export class ControlServer {
       case 'unload':
         return c.unload(p.str('workflow_type'), p.str('version'), p.deploy());
       case 'history':
-        return c.history(p.optStr('workflow_type'));
+        return c.history(p.optStr('workflow_type'), p.optCount('limit'));
       case 'rollback':
         return c.rollback(p.str('workflow_type'), p.deploy());
       case 'start': {
@@ -289,6 +289,12 @@ class Params {
     const v = this.params[name];
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'boolean') throw new AionError('usage', `parameter '${name}' must be a boolean`);
+    return v;
+  }
+  optCount(name: string): number | undefined {
+    const v = this.params[name];
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new AionError('usage', `parameter '${name}' must be a whole number ≥ 0`);
     return v;
   }
   any(name: string): unknown {

@@ -308,6 +308,29 @@ describe('unload', () => {
   });
 });
 
+describe('deploy history', () => {
+  test('records every operation once, oldest first; limit keeps the newest of the type', async () => {
+    const { engine } = await openEngine(path.join(work.dir, 'state-history'));
+    try {
+      await engine.loadPackage({ path: v1.path }, { message: 'first' });
+      await engine.loadPackage({ path: approval.path });
+      await engine.loadPackage({ path: v2.path });
+      await engine.routeWorkflowVersion('hello', v1.version);
+      await engine.unloadWorkflowVersion('hello', v2.version);
+      const all = await engine.deployHistory();
+      assert.deepEqual(all.map((r) => [r.operation, r.workflow_type]), [['load', 'hello'], ['load', 'approval'], ['load', 'hello'], ['route', 'hello'], ['unload', 'hello']]);
+      assert.equal(all[0]!.message, 'first');
+      assert.equal(all[2]!.previous, v1.version);
+      const newest = await engine.deployHistory('hello', 2);
+      assert.deepEqual(newest.map((r) => r.operation), ['route', 'unload']);
+      assert.deepEqual(await engine.deployHistory('hello', 0), []);
+      assert.equal((await engine.deployHistory(undefined, 10)).length, 5);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
 describe('pin index at scale', () => {
   test('versions and the unload check read only the entries of the versions involved', async () => {
     const state = path.join(work.dir, 'state-scale');

@@ -40,8 +40,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string | undefined, opts: { limit?: string }) => {
         const limit = parseLimit(opts.limit);
-        const all = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history(workflowType));
-        const history = limit === undefined ? all : all.slice(Math.max(0, all.length - limit));
+        const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history(workflowType, limit));
         const { out } = ctx;
         const { c } = out;
         out.result({ history }, () => {
