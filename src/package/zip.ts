@@ -124,6 +124,20 @@ export function writeZip(entries: readonly ZipInput[]): Uint8Array {
   return assembleZip(entries.map((e) => deflateEntry(e.name, e.data)));
 }
 
+/** The fields local and central headers share, "version needed" through "extra length" (26 bytes). */
+function writeSharedFields(view: DataView, at: number, e: RawZipEntry, nameLength: number, extraLength: number): void {
+  view.setUint16(at, VERSION_NEEDED, true);
+  view.setUint16(at + 2, e.flags ?? FLAG_UTF8, true);
+  view.setUint16(at + 4, e.method, true);
+  view.setUint16(at + 6, DOS_TIME, true);
+  view.setUint16(at + 8, DOS_DATE, true);
+  view.setUint32(at + 10, e.crc32 >>> 0, true);
+  view.setUint32(at + 14, e.compressedSize >>> 0, true);
+  view.setUint32(at + 18, e.size >>> 0, true);
+  view.setUint16(at + 22, nameLength, true);
+  view.setUint16(at + 24, extraLength, true);
+}
+
 /** Lays out raw entries, their central directory and the end record; no checks on fields. */
 export function assembleZip(entries: readonly RawZipEntry[], comment: Uint8Array = new Uint8Array(0)): Uint8Array {
   if (entries.length > 0xffff) throw invalid(`cannot write ${entries.length} entries without ZIP64 (at most 65535)`);
@@ -145,16 +159,7 @@ export function assembleZip(entries: readonly RawZipEntry[], comment: Uint8Array
     const extra = e.localExtra ?? new Uint8Array(0);
     offsets.push(pos);
     view.setUint32(pos, SIG_LOCAL, true);
-    view.setUint16(pos + 4, VERSION_NEEDED, true);
-    view.setUint16(pos + 6, e.flags ?? FLAG_UTF8, true);
-    view.setUint16(pos + 8, e.method, true);
-    view.setUint16(pos + 10, DOS_TIME, true);
-    view.setUint16(pos + 12, DOS_DATE, true);
-    view.setUint32(pos + 14, e.crc32 >>> 0, true);
-    view.setUint32(pos + 18, e.compressedSize >>> 0, true);
-    view.setUint32(pos + 22, e.size >>> 0, true);
-    view.setUint16(pos + 26, name.length, true);
-    view.setUint16(pos + 28, extra.length, true);
+    writeSharedFields(view, pos + 4, e, name.length, extra.length);
     out.set(name, pos + LOCAL_LEN);
     out.set(extra, pos + LOCAL_LEN + name.length);
     out.set(e.data, pos + LOCAL_LEN + name.length + extra.length);
@@ -166,16 +171,7 @@ export function assembleZip(entries: readonly RawZipEntry[], comment: Uint8Array
     const extra = e.centralExtra ?? new Uint8Array(0);
     view.setUint32(pos, SIG_CENTRAL, true);
     view.setUint16(pos + 4, e.versionMadeBy ?? MADE_BY, true);
-    view.setUint16(pos + 6, VERSION_NEEDED, true);
-    view.setUint16(pos + 8, e.flags ?? FLAG_UTF8, true);
-    view.setUint16(pos + 10, e.method, true);
-    view.setUint16(pos + 12, DOS_TIME, true);
-    view.setUint16(pos + 14, DOS_DATE, true);
-    view.setUint32(pos + 16, e.crc32 >>> 0, true);
-    view.setUint32(pos + 20, e.compressedSize >>> 0, true);
-    view.setUint32(pos + 24, e.size >>> 0, true);
-    view.setUint16(pos + 28, name.length, true);
-    view.setUint16(pos + 30, extra.length, true);
+    writeSharedFields(view, pos + 6, e, name.length, extra.length);
     view.setUint16(pos + 32, 0, true); // comment length
     view.setUint16(pos + 34, 0, true); // disk number start
     view.setUint16(pos + 36, 0, true); // internal attributes
