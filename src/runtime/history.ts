@@ -7,6 +7,10 @@
 export interface ErrorInfo {
   message: string;
   name?: string;
+  /** Set when a limit ended the run: `resource_exhausted`. */
+  code?: string;
+  /** Which limit: `memory` or `time`. */
+  limit?: 'memory' | 'time';
 }
 
 export type WorkflowEvent =

@@ -1,23 +1,32 @@
 // The sandbox side of the wall. `prelude` is never called in the host: its source text
-// (PRELUDE_SOURCE) is evaluated inside each fresh vm context, so every object it makes (the
-// ctx object, promises, errors, cloned values, the module loader) belongs to that context's
-// realm and every promise continuation lands on that context's own microtask queue.
+// (PRELUDE_SOURCE) is evaluated once inside a fresh vm context, so every object it makes (ctx
+// objects, promises, errors, cloned values, module loaders) belongs to that context's realm and
+// every promise continuation lands on that context's own microtask queue.
+//
+// One context serves many runs (workflow mode) or every activity call of one version (activity
+// mode). In workflow mode the context's intrinsics are frozen once the prelude has captured what
+// it needs, and each run has its own slot: its module instances, its pending calls, its signals,
+// its clock and random generator, and its own user-defined globals, swapped onto the global
+// object while the run executes (`enter`) and back into its slot afterwards (`leave`). So two
+// runs of one version never see each other's globals or module state, and no run can change an
+// intrinsic another run (or the prelude itself) relies on.
 //
 // Only primitives cross the wall: the host hands in a bridge of host functions taking and
-// returning strings and numbers, and values travel as JSON text that is parsed on the receiving
-// side (so workflow code never holds a host object, and `instanceof Object` works in it).
+// returning strings and numbers; the bridge never throws (its owner guarantees it) and its
+// arguments are checked and bounded here before they leave the sandbox. Values travel as JSON
+// text that is parsed on the receiving side, so workflow code never holds a host object.
 //
 // The function must stay self-contained: it may not reference anything outside its own body.
 
-/** Host functions the sandbox calls. Arguments and results are primitives only. */
+/** Host functions the sandbox calls. Arguments and results are primitives only; none throws. */
 export interface HostBridge {
   /** Runs the host's current job; called by the pump script inside `runInContext`. */
   runJob(): void;
   /** Resolves a require: the logical name, or `!` followed by a refusal message. */
-  resolve(from: string, spec: string): string;
-  /** Records a workflow command; returns its seq (per kind, from 1). */
+  resolve(version: string, from: string, spec: string): string;
+  /** Records a workflow command of the current run; returns its seq (per kind, from 1). */
   command(kind: string, name: string, inputJson: string, workflowId: string): number;
-  /** Reports the workflow's outcome: completed (result JSON), failed (ErrorInfo JSON), continued_as_new (input JSON). */
+  /** Reports the current run's outcome: completed (result JSON), failed (ErrorInfo JSON), continued_as_new (input JSON). */
   settle(status: string, json: string): void;
   /** Console output of activities. */
   log(level: string, text: string): void;
@@ -25,57 +34,100 @@ export interface HostBridge {
   setTimer(ms: number): number;
   clearTimer(id: number): void;
   /** Reports an activity's outcome: result JSON, or ErrorInfo JSON when !ok. */
-  activityDone(ok: boolean, json: string): void;
+  activityDone(callId: number, ok: boolean, json: string): void;
 }
 
 /** Sandbox functions the host calls, always from inside a pump step. */
 export interface PreludeApi {
-  defineModule(name: string, wrapper: unknown): void;
+  defineModule(version: string, name: string, wrapper: unknown): void;
+  dropVersion(version: string): void;
+  /** Creates a run's slot; `configJson` is a RunConfig. */
+  createRun(runId: string, configJson: string): void;
+  dropRun(runId: string): void;
+  /** Makes a run current (its globals on the global object); '' when it does not exist. */
+  enter(runId: string): string;
+  leave(): void;
   setNow(ms: number): void;
-  start(entry: string, entryFunction: string, inputJson: string): void;
+  start(inputJson: string): void;
   resolvePending(kind: string, seq: number, json: string): void;
   rejectPending(kind: string, seq: number, message: string, name: string): void;
   signal(name: string, json: string): void;
   /** '' when the entry is fine, else a message naming the problem. */
-  verify(entry: string, entryFunction: string, activitiesJson: string): string;
-  callActivity(entry: string, name: string, inputJson: string): void;
-  fireTimer(id: number): void;
+  verify(version: string, entry: string, entryFunction: string, activitiesJson: string): string;
+  callActivity(callId: number, version: string, entry: string, name: string, inputJson: string): void;
+  fireTimer(id: number, callId: number): void;
+  /** Freezes the intrinsics (workflow mode, once, after the prelude's setup). */
+  lockdown(): void;
 }
 
 export interface PreludeOptions {
   mode: 'workflow' | 'activity';
-  /** PRNG seed (workflow mode). */
+  /** Source of the workflow id rule (ctx.child options.workflowId is checked against it). */
+  workflowIdPattern: string;
+}
+
+export interface RunConfig {
+  version: string;
+  entryModule: string;
+  entryFunction: string;
   seed: number;
-  /** Initial replay time in ms (workflow mode). */
   now: number;
   /** Declared activity names; null = unchecked. */
   activities: string[] | null;
-  info: { workflowId: string; runId: string; workflowType: string; version: string } | null;
+  info: { workflowId: string; runId: string; workflowType: string; version: string };
 }
 
 export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   'use strict';
   const G: any = globalThis;
+  // Every intrinsic the prelude uses is captured here, before any user code exists.
   const JSONparse = JSON.parse;
   const JSONstringify = JSON.stringify;
   const apply = Reflect.apply;
   const construct = Reflect.construct;
+  const ownKeys = Reflect.ownKeys;
   const defineProperty = Object.defineProperty;
   const getOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  const getPrototypeOf = Object.getPrototypeOf;
   const freeze = Object.freeze;
+  const isFrozen = Object.isFrozen;
+  const hasOwn = Object.hasOwn;
+  const create = Object.create;
   const SPromise: PromiseConstructor = G.Promise;
+  const promiseResolve = SPromise.resolve.bind(SPromise);
+  const promiseReject = SPromise.reject.bind(SPromise);
+  const promiseThen = SPromise.prototype.then;
   const SError: ErrorConstructor = G.Error;
   const STypeError: TypeErrorConstructor = G.TypeError;
   const SRangeError: RangeErrorConstructor = G.RangeError;
   const SMap: MapConstructor = G.Map;
+  const SSet: SetConstructor = G.Set;
+  const SRegExp: RegExpConstructor = G.RegExp;
+  const mapGet = SMap.prototype.get;
+  const mapSet = SMap.prototype.set;
+  const mapHas = SMap.prototype.has;
+  const mapDelete = SMap.prototype.delete;
+  const setHas = SSet.prototype.has;
+  const regexpTest = SRegExp.prototype.test;
+  const arrayPush = Array.prototype.push;
+  const arrayShift = Array.prototype.shift;
+  const arrayJoin = Array.prototype.join;
+  const stringSlice = String.prototype.slice;
+  const SString = String;
+  const imul = Math.imul;
   const options: PreludeOptions = JSONparse(optionsJson);
   const workflowMode = options.mode === 'workflow';
+  const workflowIdRule = new SRegExp(options.workflowIdPattern);
+  const MAX_SPEC = 1024;
+
+  const mget = <K, V>(m: Map<K, V>, k: K): V | undefined => apply(mapGet, m, [k]) as V | undefined;
+  const mset = <K, V>(m: Map<K, V>, k: K, v: V): void => void apply(mapSet, m, [k, v]);
+  const mhas = <K, V>(m: Map<K, V>, k: K): boolean => apply(mapHas, m, [k]) as boolean;
+  const mdel = <K, V>(m: Map<K, V>, k: K): boolean => apply(mapDelete, m, [k]) as boolean;
+  const then = (p: Promise<unknown>, ok: (v: unknown) => void, bad: (e: unknown) => void): void => void apply(promiseThen, p, [ok, bad]);
 
   const hidden = (name: string, value: unknown): void => {
     defineProperty(G, name, { value, writable: false, enumerable: false, configurable: false });
-  };
-  const replace = (name: string, value: unknown): void => {
-    defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true });
   };
 
   hidden('__aion_pump__', function __aion_pump__() {
@@ -85,10 +137,10 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   const describe = (error: unknown): string => {
     try {
       if (error !== null && typeof error === 'object' && 'message' in error) {
-        const name = String((error as { name?: unknown }).name ?? 'Error');
-        return `${name}: ${String((error as { message: unknown }).message)}`;
+        const name = SString((error as { name?: unknown }).name ?? 'Error');
+        return `${name}: ${SString((error as { message: unknown }).message)}`;
       }
-      return String(error);
+      return SString(error);
     } catch {
       return 'an unprintable value';
     }
@@ -98,11 +150,11 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
       if (error !== null && typeof error === 'object' && 'message' in error) {
         const name = (error as { name?: unknown }).name;
         return JSONstringify({
-          message: String((error as { message: unknown }).message),
+          message: SString((error as { message: unknown }).message),
           name: typeof name === 'string' && name !== '' ? name : 'Error',
         });
       }
-      return JSONstringify({ message: `non-error thrown: ${String(error)}`, name: 'Error' });
+      return JSONstringify({ message: `non-error thrown: ${SString(error)}`, name: 'Error' });
     } catch {
       return JSONstringify({ message: 'an unprintable value was thrown', name: 'Error' });
     }
@@ -116,80 +168,156 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   };
   const makeError = (message: string, name: string): Error => {
     const error = new SError(message);
-    if (name !== '' && name !== 'Error') error.name = name;
+    if (name !== '' && name !== 'Error') defineProperty(error, 'name', { value: name, writable: true, configurable: true, enumerable: false });
     return error;
   };
 
+  // ---- run slots ---------------------------------------------------------------------------------
+
+  type Settlers = { resolve: (value: unknown) => void; reject: (error: unknown) => void };
+  interface Slot {
+    config: RunConfig;
+    ctx: unknown;
+    now: number;
+    rng: number;
+    declared: Set<string> | null;
+    declaredList: string;
+    instances: Map<string, { exports: any; id: string }>;
+    pending: Map<string, Settlers>;
+    signalWaiters: Map<string, Array<(value: unknown) => void>>;
+    signalBuffer: Map<string, string[]>;
+    finished: boolean;
+    /** User-defined globals of this run while it is not current. */
+    bag: Map<PropertyKey, PropertyDescriptor>;
+  }
+  const slots = new SMap<string, Slot>();
+  let current: Slot | undefined;
+  /** Activity mode: the clock and randomness are real. */
+  const realRandom = Math.random;
+
   // ---- globals: no Node APIs ever; determinism in workflow mode --------------------------------
 
-  const consoleObject: Record<string, unknown> = {};
+  const consoleObject: Record<string, unknown> = create(null);
   for (const level of ['log', 'info', 'warn', 'error', 'debug', 'trace', 'dir']) {
     consoleObject[level] = workflowMode
       ? function () {}
       : function (...args: unknown[]) {
           const parts: string[] = [];
           for (const arg of args) {
-            if (typeof arg === 'string') parts.push(arg);
+            if (typeof arg === 'string') apply(arrayPush, parts, [arg]);
             else {
               let text: string | undefined;
               try {
-                text = typeof arg === 'object' && arg !== null ? JSONstringify(arg) : String(arg);
+                text = typeof arg === 'object' && arg !== null ? JSONstringify(arg) : SString(arg);
               } catch {
                 text = undefined;
               }
-              parts.push(text ?? describe(arg));
+              apply(arrayPush, parts, [text ?? describe(arg)]);
             }
           }
-          host.log(level, parts.join(' '));
+          host.log(level, apply(arrayJoin, parts, [' ']) as string);
         };
   }
-  replace('console', freeze(consoleObject));
-  replace('queueMicrotask', function queueMicrotask(callback: () => void) {
+  hidden('console', freeze(consoleObject));
+  hidden('queueMicrotask', function queueMicrotask(callback: () => void) {
     if (typeof callback !== 'function') throw new STypeError('queueMicrotask needs a function');
-    SPromise.resolve().then(() => callback());
+    then(promiseResolve(undefined), () => callback(), () => {});
   });
 
-  let now = options.now;
-  let random: () => number = Math.random;
-  let timerFire: ((id: number) => void) | undefined;
+  let timerFire: ((id: number, callId: number) => void) | undefined;
+  const nowOf = (): number => (current === undefined ? 0 : current.now);
 
   if (workflowMode) {
-    for (const name of ['WeakRef', 'FinalizationRegistry', 'WebAssembly', 'SharedArrayBuffer', 'Atomics']) {
+    for (const name of ['WeakRef', 'FinalizationRegistry', 'WebAssembly', 'SharedArrayBuffer', 'Atomics', 'eval']) {
       delete G[name];
     }
-    // mulberry32: small, fast and fully determined by the seed.
-    let state = options.seed >>> 0;
-    random = () => {
-      state = (state + 0x6d2b79f5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    // mulberry32 over the current run's state: small, fast and fully determined by the seed.
+    const random = (): number => {
+      const slot = current;
+      if (slot === undefined) return 0;
+      slot.rng = (slot.rng + 0x6d2b79f5) >>> 0;
+      let t = slot.rng;
+      t = imul(t ^ (t >>> 15), t | 1);
+      t ^= t + imul(t ^ (t >>> 7), t | 61);
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
-    G.Math.random = random;
+    defineProperty(G.Math, 'random', { value: random, writable: false, configurable: false });
 
+    // Workflow code sees UTC and the en-US locale whatever the host's: the local-time
+    // accessors of Date are the UTC ones, and Intl and the locale-sensitive methods default
+    // to en-US (and dates to UTC) when given no locale.
     const RealDate: DateConstructor = G.Date;
+    const dateProto: any = RealDate.prototype;
     const DeterministicDate = function Date(this: unknown, ...args: unknown[]): unknown {
-      if (new.target === undefined) return new RealDate(now).toString();
-      return construct(RealDate, args.length === 0 ? [now] : args, new.target);
+      if (new.target === undefined) return apply(dateProto.toString, new RealDate(nowOf()), []);
+      return construct(RealDate, args.length === 0 ? [nowOf()] : args, new.target);
     } as unknown as DateConstructor;
-    defineProperty(DeterministicDate, 'prototype', { value: RealDate.prototype, writable: false });
-    defineProperty(DeterministicDate, 'now', { value: () => now, writable: true, configurable: true });
+    defineProperty(DeterministicDate, 'prototype', { value: dateProto, writable: false });
+    defineProperty(DeterministicDate, 'now', { value: function now() { return nowOf(); }, writable: true, configurable: true });
     defineProperty(DeterministicDate, 'parse', { value: RealDate.parse, writable: true, configurable: true });
     defineProperty(DeterministicDate, 'UTC', { value: RealDate.UTC, writable: true, configurable: true });
-    defineProperty(RealDate.prototype, 'constructor', { value: DeterministicDate, writable: true, configurable: true });
+    defineProperty(dateProto, 'constructor', { value: DeterministicDate, writable: true, configurable: true });
+    for (const part of ['FullYear', 'Month', 'Date', 'Day', 'Hours', 'Minutes', 'Seconds', 'Milliseconds']) {
+      for (const prefix of ['get', 'set']) {
+        if (prefix === 'set' && part === 'Day') continue;
+        const utc = dateProto[`${prefix}UTC${part}`];
+        defineProperty(dateProto, `${prefix}${part}`, { value: utc, writable: true, configurable: true });
+      }
+    }
+    defineProperty(dateProto, 'getTimezoneOffset', { value: function getTimezoneOffset() { return 0; }, writable: true, configurable: true });
+    const toISO = dateProto.toISOString;
+    const utcString = dateProto.toUTCString;
+    const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+    const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+    const pad = (n: number, w = 2): string => apply(String.prototype.padStart, SString(n), [w, '0']) as string;
+    const dateString = (d: any): string => {
+      if (d.getUTCFullYear() !== d.getUTCFullYear()) return 'Invalid Date';
+      return `${days[d.getUTCDay()]} ${months[d.getUTCMonth()]} ${pad(d.getUTCDate())} ${pad(d.getUTCFullYear(), 4)}`;
+    };
+    const timeString = (d: any): string => `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} GMT+0000 (Coordinated Universal Time)`;
+    defineProperty(dateProto, 'toString', { value: function toString(this: any) { const s = dateString(this); return s === 'Invalid Date' ? s : `${s} ${timeString(this)}`; }, writable: true, configurable: true });
+    defineProperty(dateProto, 'toDateString', { value: function toDateString(this: any) { return dateString(this); }, writable: true, configurable: true });
+    defineProperty(dateProto, 'toTimeString', { value: function toTimeString(this: any) { return dateString(this) === 'Invalid Date' ? 'Invalid Date' : timeString(this); }, writable: true, configurable: true });
+    void toISO;
+    void utcString;
     replace('Date', DeterministicDate);
 
-    // Intl's date formatting reads the real clock when given no date: give it the replay time.
-    const dtf = G.Intl?.DateTimeFormat?.prototype as Intl.DateTimeFormat | undefined;
-    if (dtf) {
+    const withDefaults = (locales: unknown, opts: unknown, date: boolean): [unknown, unknown] => {
+      const loc = locales === undefined ? 'en-US' : locales;
+      if (!date) return [loc, opts];
+      if (opts === undefined || opts === null) return [loc, { timeZone: 'UTC' }];
+      if (typeof opts === 'object' && (opts as { timeZone?: unknown }).timeZone === undefined) {
+        const copy: Record<string, unknown> = {};
+        for (const k of ownKeys(opts as object)) if (typeof k === 'string') copy[k] = (opts as Record<string, unknown>)[k];
+        copy.timeZone = 'UTC';
+        return [loc, copy];
+      }
+      return [loc, opts];
+    };
+    const Intl: any = G.Intl;
+    if (Intl) {
+      for (const name of ['DateTimeFormat', 'NumberFormat', 'Collator', 'PluralRules', 'RelativeTimeFormat', 'ListFormat', 'DisplayNames', 'Segmenter']) {
+        const Real = Intl[name];
+        if (typeof Real !== 'function') continue;
+        const isDate = name === 'DateTimeFormat';
+        const Wrapped = function (this: unknown, locales?: unknown, opts?: unknown): unknown {
+          return construct(Real, withDefaults(locales, opts, isDate), new.target ?? Real);
+        };
+        defineProperty(Wrapped, 'name', { value: name });
+        defineProperty(Wrapped, 'prototype', { value: Real.prototype, writable: false });
+        defineProperty(Wrapped, 'supportedLocalesOf', { value: Real.supportedLocalesOf, writable: true, configurable: true });
+        defineProperty(Real.prototype, 'constructor', { value: Wrapped, writable: true, configurable: true });
+        defineProperty(Intl, name, { value: Wrapped, writable: true, configurable: true });
+      }
+      // Date formatting with no date reads the clock: give it the run's time.
+      const dtf = Intl.DateTimeFormat.prototype;
       const formatGetter = getOwnPropertyDescriptor(dtf, 'format')?.get;
       if (formatGetter) {
         defineProperty(dtf, 'format', {
           configurable: true,
-          get(this: Intl.DateTimeFormat) {
+          get(this: unknown) {
             const format = apply(formatGetter, this, []) as (date?: unknown) => string;
-            return (date?: unknown) => format(date === undefined ? now : date);
+            return (date?: unknown) => format(date === undefined ? nowOf() : date);
           },
         });
       }
@@ -197,154 +325,209 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
       defineProperty(dtf, 'formatToParts', {
         configurable: true,
         writable: true,
-        value: function formatToParts_(this: Intl.DateTimeFormat, date?: unknown) {
-          return apply(formatToParts, this, [date === undefined ? now : date]);
+        value: function formatToParts_(this: unknown, date?: unknown) {
+          return apply(formatToParts, this, [date === undefined ? nowOf() : date]);
+        },
+      });
+    }
+    const localeMethod = (proto: any, name: string, date: boolean): void => {
+      const real = proto[name];
+      if (typeof real !== 'function') return;
+      defineProperty(proto, name, {
+        configurable: true,
+        writable: true,
+        value: {
+          [name](this: unknown, locales?: unknown, opts?: unknown) {
+            return apply(real, this, withDefaults(locales, opts, date));
+          },
+        }[name],
+      });
+    };
+    localeMethod(dateProto, 'toLocaleString', true);
+    localeMethod(dateProto, 'toLocaleDateString', true);
+    localeMethod(dateProto, 'toLocaleTimeString', true);
+    localeMethod(G.Number.prototype, 'toLocaleString', false);
+    localeMethod(G.BigInt.prototype, 'toLocaleString', false);
+    localeMethod(G.Array.prototype, 'toLocaleString', false);
+    const localeCompare = String.prototype.localeCompare;
+    defineProperty(String.prototype, 'localeCompare', {
+      configurable: true,
+      writable: true,
+      value: function localeCompare_(this: unknown, that: unknown, locales?: unknown, opts?: unknown) {
+        return apply(localeCompare, this, [that, locales === undefined ? 'en-US' : locales, opts]);
+      },
+    });
+    for (const name of ['toLocaleUpperCase', 'toLocaleLowerCase']) {
+      const real = (String.prototype as any)[name];
+      defineProperty(String.prototype, name, {
+        configurable: true,
+        writable: true,
+        value: function (this: unknown, locales?: unknown) {
+          return apply(real, this, [locales === undefined ? 'en-US' : locales]);
         },
       });
     }
   } else {
     const callbacks = new SMap<number, { fn: (...args: unknown[]) => unknown; args: unknown[] }>();
-    replace('setTimeout', function setTimeout(fn: unknown, ms?: unknown, ...args: unknown[]) {
+    hidden('setTimeout', function setTimeout(fn: unknown, ms?: unknown, ...args: unknown[]) {
       if (typeof fn !== 'function') throw new STypeError('setTimeout needs a function');
-      const delay = typeof ms === 'number' && ms > 0 ? ms : 0;
+      const delay = typeof ms === 'number' && ms > 0 && ms < 2 ** 31 ? ms : 0;
       const id = host.setTimer(delay);
-      callbacks.set(id, { fn: fn as (...a: unknown[]) => unknown, args });
+      mset(callbacks, id, { fn: fn as (...a: unknown[]) => unknown, args });
       return id;
     });
-    replace('clearTimeout', function clearTimeout(id: unknown) {
-      if (typeof id === 'number' && callbacks.delete(id)) host.clearTimer(id);
+    hidden('clearTimeout', function clearTimeout(id: unknown) {
+      if (typeof id === 'number' && mdel(callbacks, id)) host.clearTimer(id);
     });
-    timerFire = (id: number): void => {
-      const entry = callbacks.get(id);
+    timerFire = (id: number, callId: number): void => {
+      const entry = mget(callbacks, id);
       if (entry === undefined) return;
-      callbacks.delete(id);
+      mdel(callbacks, id);
       try {
         apply(entry.fn, undefined, entry.args);
       } catch (error) {
-        host.activityDone(false, errorInfoJson(error));
+        host.activityDone(callId, false, errorInfoJson(error));
       }
     };
+    void realRandom;
+  }
+
+  function replace(name: string, value: unknown): void {
+    defineProperty(G, name, { value, writable: true, enumerable: false, configurable: true });
   }
 
   // ---- modules ---------------------------------------------------------------------------------
 
-  const wrappers = new SMap<string, (...args: unknown[]) => unknown>();
-  const instances = new SMap<string, { exports: any; id: string }>();
+  const versions = new SMap<string, Map<string, (...args: unknown[]) => unknown>>();
+  /** Activity mode: module instances per version (activities of a version share them). */
+  const sharedInstances = new SMap<string, Map<string, { exports: any; id: string }>>();
 
-  const load = (name: string): any => {
-    const cached = instances.get(name);
+  const load = (version: string, instances: Map<string, { exports: any; id: string }>, name: string): any => {
+    const cached = mget(instances, name);
     if (cached !== undefined) return cached.exports;
-    const wrapper = wrappers.get(name);
+    const wrappers = mget(versions, version);
+    const wrapper = wrappers === undefined ? undefined : mget(wrappers, name);
     if (wrapper === undefined) throw new SError(`no module '${name}' in this package version`);
     const module = { exports: {} as any, id: name };
-    instances.set(name, module);
+    mset(instances, name, module);
     const require = function require(spec: unknown): unknown {
-      const resolved = host.resolve(name, String(spec));
-      if (resolved.charAt(0) === '!') throw new SError(resolved.slice(1));
-      return load(resolved);
+      if (typeof spec !== 'string') throw new STypeError('require(spec) needs a string');
+      if (spec.length > MAX_SPEC) throw new SError(`cannot require a specifier of ${spec.length} characters (at most ${MAX_SPEC})`);
+      const resolved = host.resolve(version, name, spec);
+      if (resolved.charAt(0) === '!') throw new SError(apply(stringSlice, resolved, [1]) as string);
+      return load(version, instances, resolved);
     };
     try {
       apply(wrapper, module.exports, [module.exports, require, module]);
     } catch (error) {
-      instances.delete(name);
+      mdel(instances, name);
       throw error;
     }
     return module.exports;
   };
 
+  /** An own function property, never an inherited one (so `isPrototypeOf` is no entry). */
+  const ownFunction = (holder: unknown, name: string): ((...args: unknown[]) => unknown) | undefined => {
+    if (holder === null || (typeof holder !== 'object' && typeof holder !== 'function')) return undefined;
+    if (!hasOwn(holder as object, name)) return undefined;
+    const value = (holder as Record<string, unknown>)[name];
+    return typeof value === 'function' ? (value as (...args: unknown[]) => unknown) : undefined;
+  };
+
   // ---- the workflow context --------------------------------------------------------------------
 
-  type Settlers = { resolve: (value: unknown) => void; reject: (error: unknown) => void };
-  const pending = new SMap<string, Settlers>();
-  const signalWaiters = new SMap<string, Array<(value: unknown) => void>>();
-  const signalBuffer = new SMap<string, string[]>();
-  const declared = options.activities;
-  let finished = false;
-
   const never = (): Promise<never> => new SPromise<never>(() => {});
-  const issue = (kind: string, name: string, input: unknown, workflowId: string, what: string): Promise<unknown> => {
-    if (finished) return never();
+  const requireSlot = (): Slot => {
+    if (current === undefined) throw new SError('no workflow run is executing');
+    return current;
+  };
+  const issue = (slot: Slot, kind: string, name: string, input: unknown, workflowId: string, what: string): Promise<unknown> => {
+    if (slot.finished || slot !== current) return never();
     let inputJson: string;
     try {
       inputJson = toJson(input);
     } catch (error) {
-      return SPromise.reject(new STypeError(`${what} input is not JSON-serializable: ${describe(error)}`));
+      return promiseReject(new STypeError(`${what} input is not JSON-serializable: ${describe(error)}`));
     }
     const seq = host.command(kind, name, inputJson, workflowId);
     return new SPromise((resolve, reject) => {
-      pending.set(`${kind}#${seq}`, { resolve, reject });
+      mset(slot.pending, `${kind}#${seq}`, { resolve, reject });
     });
   };
 
   const continueSentinel = new SError('workflow continued as new');
-  continueSentinel.name = 'ContinueAsNew';
+  defineProperty(continueSentinel, 'name', { value: 'ContinueAsNew' });
 
-  const info = freeze({ ...(options.info ?? { workflowId: '', runId: '', workflowType: '', version: '' }) });
-  const ctx = freeze({
-    info,
-    activity(name: unknown, input?: unknown): Promise<unknown> {
-      if (typeof name !== 'string') return SPromise.reject(new STypeError('ctx.activity(name, input) needs a string name'));
-      if (declared !== null && !declared.includes(name)) {
-        const list = declared.length === 0 ? 'none' : declared.join(', ');
-        return SPromise.reject(new SError(`activity '${name}' is not declared in the manifest (declared: ${list})`));
-      }
-      return issue('activity', name, input, '', `activity '${name}'`);
-    },
-    sleep(seconds: unknown): Promise<unknown> {
-      if (typeof seconds !== 'number' || !(seconds > 0) || seconds === Infinity) {
-        return SPromise.reject(new SRangeError(`ctx.sleep(seconds) needs a positive number of seconds, got ${String(seconds)}`));
-      }
-      return issue('timer', '', seconds, '', 'timer').then(() => undefined);
-    },
-    signal(name: unknown): Promise<unknown> {
-      if (typeof name !== 'string') return SPromise.reject(new STypeError('ctx.signal(name) needs a string name'));
-      if (finished) return never();
-      const buffered = signalBuffer.get(name);
-      if (buffered !== undefined && buffered.length > 0) return SPromise.resolve(JSONparse(buffered.shift() as string));
-      return new SPromise((resolve) => {
-        const waiters = signalWaiters.get(name) ?? [];
-        waiters.push(resolve);
-        signalWaiters.set(name, waiters);
-      });
-    },
-    child(workflowType: unknown, input?: unknown, childOptions?: unknown): Promise<unknown> {
-      if (typeof workflowType !== 'string' || workflowType === '') {
-        return SPromise.reject(new STypeError('ctx.child(workflow_type, input, options) needs a workflow type'));
-      }
-      let workflowId = '';
-      if (childOptions !== undefined && childOptions !== null) {
-        const id = (childOptions as { workflowId?: unknown }).workflowId;
-        if (id !== undefined && (typeof id !== 'string' || id === '')) {
-          return SPromise.reject(new STypeError('ctx.child options.workflowId must be a non-empty string'));
+  const makeCtx = (slot: Slot): unknown => {
+    const info = freeze({ ...slot.config.info });
+    return freeze({
+      info,
+      activity(name: unknown, input?: unknown): Promise<unknown> {
+        if (typeof name !== 'string') return promiseReject(new STypeError('ctx.activity(name, input) needs a string name'));
+        if (slot.declared !== null && !apply(setHas, slot.declared, [name])) {
+          return promiseReject(new SError(`activity '${name}' is not declared in the manifest (declared: ${slot.declaredList})`));
         }
-        workflowId = id ?? '';
-      }
-      return issue('child', workflowType, input, workflowId, `child '${workflowType}'`);
-    },
-    continueAsNew(input?: unknown): never {
-      if (!finished) {
-        let inputJson: string;
-        try {
-          inputJson = toJson(input);
-        } catch (error) {
-          throw new STypeError(`ctx.continueAsNew input is not JSON-serializable: ${describe(error)}`);
+        return issue(slot, 'activity', name, input, '', `activity '${name}'`);
+      },
+      sleep(seconds: unknown): Promise<unknown> {
+        if (typeof seconds !== 'number' || !(seconds > 0) || seconds === Infinity) {
+          return promiseReject(new SRangeError(`ctx.sleep(seconds) needs a positive number of seconds, got ${SString(seconds)}`));
         }
-        finished = true;
-        host.settle('continued_as_new', inputJson);
-      }
-      throw continueSentinel;
-    },
-    now(): number {
-      return now;
-    },
-    random(): number {
-      return random();
-    },
-  });
+        const p = issue(slot, 'timer', '', seconds, '', 'timer');
+        return new SPromise((resolve, reject) => then(p, () => resolve(undefined), reject));
+      },
+      signal(name: unknown): Promise<unknown> {
+        if (typeof name !== 'string') return promiseReject(new STypeError('ctx.signal(name) needs a string name'));
+        if (slot.finished) return never();
+        const buffered = mget(slot.signalBuffer, name);
+        if (buffered !== undefined && buffered.length > 0) return promiseResolve(JSONparse(apply(arrayShift, buffered, []) as string));
+        return new SPromise((resolve) => {
+          const waiters = mget(slot.signalWaiters, name) ?? [];
+          apply(arrayPush, waiters, [resolve]);
+          mset(slot.signalWaiters, name, waiters);
+        });
+      },
+      child(workflowType: unknown, input?: unknown, childOptions?: unknown): Promise<unknown> {
+        if (typeof workflowType !== 'string' || workflowType === '' || workflowType.length > 200) {
+          return promiseReject(new STypeError('ctx.child(workflow_type, input, options) needs a workflow type'));
+        }
+        let workflowId = '';
+        if (childOptions !== undefined && childOptions !== null) {
+          const id = (childOptions as { workflowId?: unknown }).workflowId;
+          if (id !== undefined) {
+            if (typeof id !== 'string' || !apply(regexpTest, workflowIdRule, [id])) {
+              return promiseReject(new STypeError('ctx.child options.workflowId must be 1 to 200 printable ASCII characters without spaces'));
+            }
+            workflowId = id;
+          }
+        }
+        return issue(slot, 'child', workflowType, input, workflowId, `child '${workflowType}'`);
+      },
+      continueAsNew(input?: unknown): never {
+        if (!slot.finished && slot === current) {
+          let inputJson: string;
+          try {
+            inputJson = toJson(input);
+          } catch (error) {
+            throw new STypeError(`ctx.continueAsNew input is not JSON-serializable: ${describe(error)}`);
+          }
+          slot.finished = true;
+          host.settle('continued_as_new', inputJson);
+        }
+        throw continueSentinel;
+      },
+      now(): number {
+        return slot.now;
+      },
+      random(): number {
+        return G.Math.random();
+      },
+    });
+  };
 
-  const settleResolved = (value: unknown): void => {
-    if (finished) return;
-    finished = true;
+  const settleResolved = (slot: Slot, value: unknown): void => {
+    if (slot.finished) return;
+    slot.finished = true;
     let json: string;
     try {
       json = toJson(value);
@@ -354,78 +537,226 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
     }
     host.settle('completed', json);
   };
-  const settleRejected = (error: unknown): void => {
-    if (finished) return;
-    finished = true;
+  const settleRejected = (slot: Slot, error: unknown): void => {
+    if (slot.finished) return;
+    slot.finished = true;
     host.settle('failed', errorInfoJson(error));
   };
 
+  // ---- globals swapping and lockdown -----------------------------------------------------------
+
+  /** The global object's own keys once the prelude is set up: the shared, frozen part. */
+  let baseKeys: Set<PropertyKey> | undefined;
+
+  /** Moves the user-defined globals off the global object, into the current run's slot (if any). */
+  const leave = (): void => {
+    const slot = current;
+    current = undefined;
+    if (baseKeys === undefined) return;
+    const keys = ownKeys(G);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (apply(setHas, baseKeys, [key])) continue;
+      const descriptor = getOwnPropertyDescriptor(G, key);
+      if (slot !== undefined && descriptor !== undefined) mset(slot.bag, key, descriptor);
+      delete G[key];
+    }
+  };
+
+  /**
+   * Makes a run current, its globals on the global object. Lazy: the run stays current until
+   * another one (or run-less code) needs the context, so its continuations, which run when the
+   * step's microtasks drain, still find it current, and a run activated again costs no swap.
+   */
+  const enter = (slot: Slot): void => {
+    if (current === slot) return;
+    leave();
+    current = slot;
+    if (slot.bag.size === 0) return;
+    for (const [key, descriptor] of slot.bag) {
+      try {
+        defineProperty(G, key, descriptor);
+      } catch {
+        // A key the run can no longer define (never happens for keys it defined itself).
+      }
+    }
+    slot.bag = new SMap();
+  };
+
+  /**
+   * Freezes every object reachable from the global object's properties (constructors,
+   * prototypes, namespaces), so no run can change what another run or the prelude uses.
+   * Properties that code commonly overrides on its own objects (`toString`, `constructor`, …)
+   * become accessors whose setter defines an own property on the receiver, so assigning them
+   * on an object that inherits from a frozen prototype works as it would elsewhere.
+   */
+  const lockdown = (): void => {
+    const overridable = new SSet(['constructor', 'toString', 'valueOf', 'toLocaleString', 'name', 'message', 'toJSON', 'hasOwnProperty', 'then', 'catch', 'finally', 'stack']);
+    const seen = new SSet<object>();
+    const stack: object[] = [];
+    const visit = (value: unknown): void => {
+      if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return;
+      if (apply(setHas, seen, [value])) return;
+      seen.add(value as object);
+      apply(arrayPush, stack, [value]);
+    };
+    for (const key of ownKeys(G)) {
+      const d = getOwnPropertyDescriptor(G, key);
+      if (d === undefined) continue;
+      visit(d.value);
+      visit(d.get);
+      visit(d.set);
+      if (d.configurable) defineProperty(G, key, { ...d, ...('value' in d ? { writable: false } : {}), configurable: false });
+    }
+    while (stack.length > 0) {
+      const object = stack.pop() as object;
+      visit(getPrototypeOf(object));
+      const isPrototype = typeof object === 'object' && hasOwn(object, 'constructor');
+      for (const key of ownKeys(object)) {
+        const d = getOwnPropertyDescriptor(object, key);
+        if (d === undefined) continue;
+        if ('value' in d) {
+          visit(d.value);
+          if (isPrototype && d.configurable && typeof key === 'string' && apply(setHas, overridable, [key])) {
+            const value = d.value;
+            defineProperty(object, key, {
+              configurable: false,
+              enumerable: d.enumerable,
+              get() {
+                return value;
+              },
+              set(this: unknown, next: unknown) {
+                if (this === object) throw new STypeError(`Cannot assign to read only property '${key}' of a shared object`);
+                defineProperty(this, key, { value: next, writable: true, enumerable: true, configurable: true });
+              },
+            });
+          }
+        } else {
+          visit(d.get);
+          visit(d.set);
+        }
+      }
+      if (!isFrozen(object)) {
+        try {
+          freeze(object);
+        } catch {
+          // An exotic object that cannot be frozen (none is reachable by workflow code as state).
+        }
+      }
+    }
+    baseKeys = new SSet(ownKeys(G));
+  };
+
   return freeze({
-    defineModule(name: string, wrapper: unknown): void {
-      wrappers.set(name, wrapper as (...args: unknown[]) => unknown);
+    defineModule(version: string, name: string, wrapper: unknown): void {
+      let table = mget(versions, version);
+      if (table === undefined) mset(versions, version, (table = new SMap()));
+      mset(table, name, wrapper as (...args: unknown[]) => unknown);
     },
+    dropVersion(version: string): void {
+      mdel(versions, version);
+      mdel(sharedInstances, version);
+    },
+    createRun(runId: string, configJson: string): void {
+      const config: RunConfig = JSONparse(configJson);
+      const declared = config.activities === null ? null : new SSet(config.activities);
+      const slot: Slot = {
+        config,
+        ctx: undefined,
+        now: config.now,
+        rng: config.seed >>> 0,
+        declared,
+        declaredList: config.activities === null || config.activities.length === 0 ? 'none' : apply(arrayJoin, config.activities, [', ']) as string,
+        instances: new SMap(),
+        pending: new SMap(),
+        signalWaiters: new SMap(),
+        signalBuffer: new SMap(),
+        finished: false,
+        bag: new SMap(),
+      };
+      slot.ctx = makeCtx(slot);
+      mset(slots, runId, slot);
+    },
+    dropRun(runId: string): void {
+      const slot = mget(slots, runId);
+      if (slot === undefined) return;
+      if (current === slot) leave();
+      slot.finished = true;
+      mdel(slots, runId);
+    },
+    enter(runId: string): string {
+      const slot = mget(slots, runId);
+      if (slot === undefined) return '';
+      enter(slot);
+      return runId;
+    },
+    leave,
     setNow(ms: number): void {
-      now = ms;
+      if (current !== undefined) current.now = ms;
     },
-    start(entry: string, entryFunction: string, inputJson: string): void {
+    start(inputJson: string): void {
+      const slot = requireSlot();
       let result: unknown;
       try {
-        const exports = load(entry);
-        const fn = exports === null || exports === undefined ? undefined : exports[entryFunction];
-        if (typeof fn !== 'function') {
-          settleRejected(makeError(`entry function '${entryFunction}' is not exported by module '${entry}'`, 'TypeError'));
+        const exports = load(slot.config.version, slot.instances, slot.config.entryModule);
+        const fn = ownFunction(exports, slot.config.entryFunction);
+        if (fn === undefined) {
+          settleRejected(slot, makeError(`entry function '${slot.config.entryFunction}' is not exported by module '${slot.config.entryModule}'`, 'TypeError'));
           return;
         }
-        result = apply(fn, undefined, [ctx, JSONparse(inputJson)]);
+        result = apply(fn, undefined, [slot.ctx, JSONparse(inputJson)]);
       } catch (error) {
-        settleRejected(error);
+        settleRejected(slot, error);
         return;
       }
-      SPromise.resolve(result).then(settleResolved, settleRejected);
+      then(promiseResolve(result), (v) => settleResolved(slot, v), (e) => settleRejected(slot, e));
     },
     resolvePending(kind: string, seq: number, json: string): void {
+      const slot = requireSlot();
       const key = `${kind}#${seq}`;
-      const settlers = pending.get(key);
+      const settlers = mget(slot.pending, key);
       if (settlers === undefined) return;
-      pending.delete(key);
+      mdel(slot.pending, key);
       settlers.resolve(JSONparse(json));
     },
     rejectPending(kind: string, seq: number, message: string, name: string): void {
+      const slot = requireSlot();
       const key = `${kind}#${seq}`;
-      const settlers = pending.get(key);
+      const settlers = mget(slot.pending, key);
       if (settlers === undefined) return;
-      pending.delete(key);
+      mdel(slot.pending, key);
       settlers.reject(makeError(message, name));
     },
     signal(name: string, json: string): void {
-      const waiters = signalWaiters.get(name);
+      const slot = requireSlot();
+      const waiters = mget(slot.signalWaiters, name);
       if (waiters !== undefined && waiters.length > 0) {
-        (waiters.shift() as (value: unknown) => void)(JSONparse(json));
+        (apply(arrayShift, waiters, []) as (value: unknown) => void)(JSONparse(json));
         return;
       }
-      const buffered = signalBuffer.get(name) ?? [];
-      buffered.push(json);
-      signalBuffer.set(name, buffered);
+      const buffered = mget(slot.signalBuffer, name) ?? [];
+      apply(arrayPush, buffered, [json]);
+      mset(slot.signalBuffer, name, buffered);
     },
-    verify(entry: string, entryFunction: string, activitiesJson: string): string {
+    verify(version: string, entry: string, entryFunction: string, activitiesJson: string): string {
+      leave();
       try {
         let exports: any;
         try {
-          exports = load(entry);
+          exports = load(version, new SMap(), entry);
         } catch (error) {
           return `evaluating entry module '${entry}' threw ${describe(error)}`;
         }
-        const fn = exports === null || exports === undefined ? undefined : exports[entryFunction];
-        if (typeof fn !== 'function') {
-          return `entry function '${entryFunction}' is not exported by module '${entry}' (exports.${entryFunction} is ${typeof fn})`;
+        if (ownFunction(exports, entryFunction) === undefined) {
+          const value = exports === null || exports === undefined ? undefined : hasOwn(exports, entryFunction) ? exports[entryFunction] : undefined;
+          return `entry function '${entryFunction}' is not exported by module '${entry}' (exports.${entryFunction} is ${typeof value}${value === undefined ? '' : ''})`;
         }
         const wanted: string[] = JSONparse(activitiesJson);
-        const activities = exports.activities;
-        const missing = wanted.filter(
-          (name) => activities === null || activities === undefined || typeof activities[name] !== 'function',
-        );
+        const activities = exports !== null && exports !== undefined && hasOwn(exports, 'activities') ? exports.activities : undefined;
+        const missing: string[] = [];
+        for (const name of wanted) if (ownFunction(activities, name) === undefined) apply(arrayPush, missing, [name]);
         if (missing.length > 0) {
-          const names = missing.map((name) => `'${name}'`).join(', ');
+          const names = apply(arrayJoin, missing.map((name) => `'${name}'`), [', ']) as string;
           return `declared activit${missing.length === 1 ? 'y' : 'ies'} ${names} ha${missing.length === 1 ? 's' : 've'} no implementation in exports.activities of module '${entry}'`;
         }
         return '';
@@ -433,15 +764,17 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
         return `checking entry module '${entry}' threw ${describe(error)}`;
       }
     },
-    callActivity(entry: string, name: string, inputJson: string): void {
-      const done = (ok: boolean, json: string): void => host.activityDone(ok, json);
+    callActivity(callId: number, version: string, entry: string, name: string, inputJson: string): void {
+      const done = (ok: boolean, json: string): void => host.activityDone(callId, ok, json);
       let result: unknown;
       try {
-        const exports = load(entry);
-        const activities = exports === null || exports === undefined ? undefined : exports.activities;
-        const fn = activities === null || activities === undefined ? undefined : activities[name];
-        if (typeof fn !== 'function') {
-          done(false, JSONstringify({ message: `activity '${name}' is not implemented by module '${entry}' (exports.activities.${name} is ${typeof fn})`, name: 'TypeError' }));
+        let instances = mget(sharedInstances, version);
+        if (instances === undefined) mset(sharedInstances, version, (instances = new SMap()));
+        const exports = load(version, instances, entry);
+        const activities = exports !== null && exports !== undefined && hasOwn(exports, 'activities') ? exports.activities : undefined;
+        const fn = ownFunction(activities, name);
+        if (fn === undefined) {
+          done(false, JSONstringify({ message: `activity '${name}' is not implemented by module '${entry}' (exports.activities.${name} is ${typeof (activities == null ? undefined : activities[name])})`, name: 'TypeError' }));
           return;
         }
         result = apply(fn, activities, [JSONparse(inputJson)]);
@@ -449,7 +782,8 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
         done(false, errorInfoJson(error));
         return;
       }
-      SPromise.resolve(result).then(
+      then(
+        promiseResolve(result),
         (value) => {
           let json: string;
           try {
@@ -463,9 +797,10 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
         (error) => done(false, errorInfoJson(error)),
       );
     },
-    fireTimer(id: number): void {
-      if (timerFire !== undefined) timerFire(id);
+    fireTimer(id: number, callId: number): void {
+      if (timerFire !== undefined) timerFire(id, callId);
     },
+    lockdown,
   });
 }
 

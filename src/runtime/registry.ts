@@ -6,6 +6,7 @@
 // Deployed names are `<logical name>$<version>`. Host modules are provided by the engine itself,
 // belong to no version and can never be unregistered.
 
+import { createRequire } from 'node:module';
 import vm from 'node:vm';
 import { AionError } from '../errors.js';
 import { isLogicalName } from './resolve.js';
@@ -20,6 +21,8 @@ export interface CompiledModule {
   readonly version: string;
   /** Evaluates to `function (exports, require, module) { <source> }` in any context. */
   readonly script: vm.Script;
+  /** The module's source text (what code hosts in worker threads compile). */
+  readonly source: string;
   readonly bytes: number;
 }
 
@@ -154,5 +157,48 @@ function compileModule(name: string, version: string, bytes: Uint8Array): Compil
       { details: { module: name }, cause: error },
     );
   }
-  return { name, deployedName: deployed, version, script, bytes: bytes.byteLength };
+  refuseImports(name, source);
+  return { name, deployedName: deployed, version, script, source, bytes: bytes.byteLength };
+}
+
+type AcornNode = { type: string; start: number; [key: string]: unknown };
+let acorn: { parse(source: string, options: object): AcornNode } | undefined;
+
+/**
+ * Refuses a module whose code contains `import(...)` or `import.meta`: a dynamic import is the
+ * one construct that reaches the host's module loader from any context, so it is refused at
+ * compile time, by a real parse (comments and strings that merely mention it are fine). A
+ * source without the keyword cannot contain either (keywords cannot be escaped), so only those
+ * that have it are parsed. Throws AionError('invalid_package') naming the module and line.
+ */
+function refuseImports(name: string, source: string): void {
+  if (!source.includes('import')) return;
+  acorn ??= createRequire(import.meta.url)('acorn') as typeof acorn;
+  let ast: AcornNode;
+  try {
+    ast = acorn!.parse(`(function (exports, require, module) {${source}\n})`, { ecmaVersion: 'latest', sourceType: 'script', locations: true, allowHashBang: false });
+  } catch {
+    return; // V8 accepted it; acorn's grammar lags V8's on newest syntax: stay with V8's verdict.
+  }
+  const stack: unknown[] = [ast];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (node === null || typeof node !== 'object') continue;
+    if (Array.isArray(node)) {
+      for (const child of node) stack.push(child);
+      continue;
+    }
+    const n = node as AcornNode;
+    if (n.type === 'ImportExpression' || (n.type === 'MetaProperty' && (n.meta as { name?: string } | undefined)?.name === 'import')) {
+      const line = (n.loc as { start: { line: number } } | undefined)?.start.line;
+      throw new AionError('invalid_package', `module '${name}' uses ${n.type === 'ImportExpression' ? 'import()' : 'import.meta'}${line === undefined ? '' : ` (line ${line})`}: workflow modules can only require sibling modules`, {
+        details: { module: name },
+      });
+    }
+    for (const key in n) {
+      if (key === 'loc' || key === 'start' || key === 'end' || key === 'type') continue;
+      const child = n[key];
+      if (child !== null && typeof child === 'object') stack.push(child);
+    }
+  }
 }

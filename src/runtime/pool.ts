@@ -1,0 +1,348 @@
+// The engine's side of user code: worker threads that run it, with limits. Workflow code runs
+// in one workflow thread (its runs resident there between activations); activities run in a
+// small pool of activity threads, one call per thread at a time. Each thread has a heap limit
+// (`resourceLimits`); a workflow activation that makes no progress for the activation bound,
+// or an activity that outlives its time bound, has its thread terminated. The engine thread
+// never runs user code, so a looping or memory-hungry run costs only its own thread.
+//
+// Failure behaviour: nothing here throws for anything user code does. A limit comes back as a
+// `lost` activation (the thread died: the caller decides, see Driver) or as a failed activity
+// outcome with `code: resource_exhausted` and the limit. Threads are respawned on demand.
+import { Worker } from 'node:worker_threads';
+import type { Activation, ErrorInfo, WorkflowEvent } from './history.js';
+import type { ActivityOutcome, RunInit } from './host.js';
+
+export type ToWorker =
+  | { t: 'version'; version: string; modules: [string, string][] }
+  | { t: 'drop-version'; version: string }
+  | { t: 'drop-run'; runId: string }
+  | { t: 'activate'; id: number; runId: string; init: RunInit | undefined; events: WorkflowEvent[] }
+  | { t: 'verify'; id: number; version: string; entry: string; entryFunction: string; activities: string[] }
+  | { t: 'activity'; id: number; version: string; entry: string; name: string; input: unknown };
+
+export type FromWorker =
+  | { t: 'reply'; id: number; activation?: Activation; problem?: string; outcome?: ActivityOutcome; failure?: string }
+  | { t: 'log'; id: number; level: string; text: string };
+
+export interface PoolLimits {
+  /** Heap of the workflow thread (all resident runs together), MiB. */
+  workflowMemoryMb: number;
+  /** Heap of each activity thread, MiB. */
+  activityMemoryMb: number;
+  /** A workflow step (start, or applying one event) that runs longer fails its run. */
+  activationTimeoutMs: number;
+  /** Evaluating an entry module at load. */
+  verifyTimeoutMs: number;
+  /** Activity threads at most (calls beyond wait their turn). */
+  activityThreads: number;
+}
+
+const positive = (text: string | undefined, fallback: number): number => {
+  const n = text === undefined ? NaN : Number(text);
+  return Number.isFinite(n) && n > 0 ? n : fallback;
+};
+
+/** The limits, from `AION_WORKFLOW_MEMORY_MB`, `AION_ACTIVITY_MEMORY_MB`, `AION_ACTIVITY_THREADS`. */
+export function defaultLimits(env: NodeJS.ProcessEnv = process.env): PoolLimits {
+  return {
+    workflowMemoryMb: positive(env.AION_WORKFLOW_MEMORY_MB, 1024),
+    activityMemoryMb: positive(env.AION_ACTIVITY_MEMORY_MB, 256),
+    activationTimeoutMs: 1000,
+    verifyTimeoutMs: 2000,
+    activityThreads: Math.floor(positive(env.AION_ACTIVITY_THREADS, 4)),
+  };
+}
+
+type Reply = Extract<FromWorker, { t: 'reply' }>;
+
+/** Why a thread died: its heap limit, its owner's termination (a time bound), or a crash. */
+export type Death = 'memory' | 'time' | 'crash';
+
+const WORKER_URL = new URL('./worker.js', import.meta.url);
+
+class Thread {
+  readonly worker: Worker;
+  readonly versions = new Set<string>();
+  private readonly pending = new Map<number, { resolve: (r: Reply) => void; onLog?: (level: string, text: string) => void }>();
+  private nextId = 1;
+  dead: Death | undefined;
+  private terminating: Death | undefined;
+  readonly progress = new Int32Array(new SharedArrayBuffer(4));
+  readonly exited: Promise<void>;
+  onDeath: ((why: Death) => void) | undefined;
+
+  constructor(mode: 'workflow' | 'activity', memoryMb: number) {
+    this.worker = new Worker(WORKER_URL, {
+      workerData: { mode, progress: this.progress.buffer },
+      resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(64, Math.floor(memoryMb / 8))) },
+      stdout: false,
+      stderr: false,
+    });
+    this.worker.unref();
+    this.worker.on('message', (m: FromWorker) => {
+      const entry = this.pending.get(m.id);
+      if (!entry) return;
+      if (m.t === 'log') {
+        entry.onLog?.(m.level, m.text);
+        return;
+      }
+      this.pending.delete(m.id);
+      if (this.pending.size === 0) this.worker.unref();
+      entry.resolve(m);
+    });
+    let oom = false;
+    this.worker.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ERR_WORKER_OUT_OF_MEMORY') oom = true;
+    });
+    this.exited = new Promise((resolve) => {
+      this.worker.once('exit', () => {
+        this.dead = this.terminating ?? (oom ? 'memory' : 'crash');
+        const why = this.dead;
+        for (const entry of this.pending.values()) entry.resolve({ t: 'reply', id: -1, failure: `thread died: ${why}` });
+        this.pending.clear();
+        this.onDeath?.(why);
+        resolve();
+      });
+    });
+  }
+
+  get busy(): number {
+    return this.pending.size;
+  }
+
+  post(message: ToWorker): void {
+    if (this.dead === undefined) this.worker.postMessage(message);
+  }
+
+  request(make: (id: number) => ToWorker, onLog?: (level: string, text: string) => void): Promise<Reply> {
+    if (this.dead !== undefined) return Promise.resolve({ t: 'reply', id: -1, failure: `thread died: ${this.dead}` });
+    const id = this.nextId++;
+    return new Promise<Reply>((resolve) => {
+      this.pending.set(id, { resolve, onLog });
+      this.worker.ref();
+      this.worker.postMessage(make(id));
+    });
+  }
+
+  /** Terminates the thread; its pending requests resolve as failures naming `why`. */
+  kill(why: Death): Promise<void> {
+    if (this.dead === undefined && this.terminating === undefined) {
+      this.terminating = why;
+      void this.worker.terminate();
+    }
+    return this.exited;
+  }
+}
+
+/** An activation's result: what the code did, or the death of its thread. */
+export type ActivationResult = { activation: Activation } | { lost: Death };
+
+export type SourcesOf = (version: string) => Promise<[string, string][]> | [string, string][];
+
+export class CodePool {
+  private workflow: Thread | undefined;
+  /** Runs resident in the workflow thread (their slots live there). */
+  private readonly resident = new Set<string>();
+  private workflowQueue: Promise<unknown> = Promise.resolve();
+  private readonly idle: Thread[] = [];
+  private readonly all = new Set<Thread>();
+  private readonly waiting: Array<(thread: Thread) => void> = [];
+  private closed = false;
+
+  constructor(
+    readonly limits: PoolLimits,
+    private readonly sourcesOf: SourcesOf,
+  ) {}
+
+  isResident(runId: string): boolean {
+    return this.resident.has(runId);
+  }
+
+  get residentCount(): number {
+    return this.resident.size;
+  }
+
+  /** Drops a run's slot from the workflow thread (eviction, or its end). Never throws. */
+  dropRun(runId: string): void {
+    if (!this.resident.delete(runId)) return;
+    this.workflow?.post({ t: 'drop-run', runId });
+  }
+
+  /** Forgets a version in every thread (after an unload). Never throws. */
+  dropVersion(version: string): void {
+    for (const thread of [this.workflow, ...this.all]) {
+      if (thread?.versions.delete(version)) thread.post({ t: 'drop-version', version });
+    }
+  }
+
+  private workflowThread(): Thread {
+    if (this.workflow === undefined || this.workflow.dead !== undefined) {
+      const thread = new Thread('workflow', this.limits.workflowMemoryMb);
+      thread.onDeath = () => {
+        if (this.workflow === thread) {
+          this.workflow = undefined;
+          this.resident.clear();
+        }
+      };
+      this.workflow = thread;
+      this.resident.clear();
+    }
+    return this.workflow;
+  }
+
+  private async withVersion(thread: Thread, version: string): Promise<void> {
+    if (thread.versions.has(version)) return;
+    const modules = await this.sourcesOf(version);
+    if (!thread.versions.has(version)) {
+      thread.post({ t: 'version', version, modules });
+      thread.versions.add(version);
+    }
+  }
+
+  /** Workflow-thread requests run one at a time, each watched for progress. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.workflowQueue.then(fn, fn);
+    this.workflowQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Activates a run in the workflow thread (see CodeHost.activate): `init` and the whole history
+   * when the run is not resident, else only its new events. A step that makes no progress for
+   * the activation bound terminates the thread (`lost: 'time'`); a heap overflow loses it too
+   * (`lost: 'memory'`) — every run resident there is then gone, and is replayed when next
+   * activated. Throws only when the pool is closed.
+   */
+  activate(runId: string, init: RunInit, events: WorkflowEvent[]): Promise<ActivationResult> {
+    return this.serial(async () => {
+      if (this.closed) throw new Error('the code pool is closed');
+      const thread = this.workflowThread();
+      await this.withVersion(thread, init.version);
+      const resident = this.resident.has(runId);
+      const reply = await this.watched(thread, this.limits.activationTimeoutMs, (id) => ({ t: 'activate', id, runId, init: resident ? undefined : init, events }));
+      if (reply.activation === undefined) {
+        this.resident.delete(runId);
+        return { lost: thread.dead ?? 'crash' };
+      }
+      if (reply.activation.status === 'blocked') this.resident.add(runId);
+      else this.resident.delete(runId);
+      return { activation: reply.activation };
+    });
+  }
+
+  /**
+   * Verifies a version's entry in the workflow thread (see CodeHost.verify): '' or the
+   * problem. A verification that hangs or exhausts the heap is a problem too, and costs only
+   * the thread (it is respawned for the next request).
+   */
+  verify(version: string, sources: [string, string][], entry: string, entryFunction: string, activities: readonly string[]): Promise<string> {
+    return this.serial(async () => {
+      if (this.closed) throw new Error('the code pool is closed');
+      // A scratch name, so a dry run or a refused package leaves nothing behind.
+      const scratch = `verify:${version}:${Date.now()}`;
+      const thread = this.workflowThread();
+      thread.post({ t: 'version', version: scratch, modules: sources });
+      const reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }));
+      thread.post({ t: 'drop-version', version: scratch });
+      if (reply.problem !== undefined) return reply.problem;
+      if (thread.dead === 'time') return `evaluating entry module '${entry}' did not finish within ${this.limits.verifyTimeoutMs} ms (infinite loop?)`;
+      if (thread.dead === 'memory') return `evaluating entry module '${entry}' exceeded the ${this.limits.workflowMemoryMb} MiB memory limit`;
+      return `evaluating entry module '${entry}' failed: ${reply.failure ?? 'its thread died'}`;
+    });
+  }
+
+  /** Sends a request and kills the thread when it makes no step for `boundMs`. */
+  private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
+    let last = Atomics.load(thread.progress, 0);
+    let timer: NodeJS.Timeout | undefined;
+    const check = () => {
+      const now = Atomics.load(thread.progress, 0);
+      if (now === last) {
+        void thread.kill('time');
+        return;
+      }
+      last = now;
+      timer = setTimeout(check, boundMs);
+    };
+    timer = setTimeout(check, boundMs);
+    try {
+      return await thread.request(make);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- activities -------------------------------------------------------------------------------
+
+  private async acquire(): Promise<Thread> {
+    for (;;) {
+      const thread = this.idle.pop();
+      if (thread === undefined) break;
+      if (thread.dead === undefined) return thread;
+    }
+    if (this.all.size < this.limits.activityThreads) {
+      const thread = new Thread('activity', this.limits.activityMemoryMb);
+      this.all.add(thread);
+      thread.onDeath = () => this.all.delete(thread);
+      return thread;
+    }
+    return new Promise<Thread>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(thread: Thread): void {
+    if (thread.dead !== undefined) {
+      // A dead thread makes room: let a waiter spawn a fresh one.
+      const waiter = this.waiting.shift();
+      if (waiter) void this.acquire().then(waiter);
+      return;
+    }
+    const waiter = this.waiting.shift();
+    if (waiter) waiter(thread);
+    else this.idle.push(thread);
+  }
+
+  /**
+   * Runs one activity in an activity thread, bounded by `timeoutMs` for the whole call. Never
+   * rejects: the outcome is the result, the activity's own failure, or a limit
+   * (`code: resource_exhausted`, `limit: time | memory`), after which its thread is gone.
+   */
+  async runActivity(
+    version: string,
+    entry: string,
+    name: string,
+    input: unknown,
+    timeoutMs: number,
+    log?: (level: string, text: string) => void,
+  ): Promise<ActivityOutcome> {
+    if (this.closed) return { ok: false, error: { message: 'the engine is shutting down', name: 'ShutdownError' } };
+    const thread = await this.acquire();
+    try {
+      await this.withVersion(thread, version);
+      const timer = setTimeout(() => void thread.kill('time'), timeoutMs);
+      const reply = await thread.request((id) => ({ t: 'activity', id, version, entry, name, input }), log);
+      clearTimeout(timer);
+      if (reply.outcome !== undefined) return reply.outcome;
+      return { ok: false, error: limitError(thread.dead, `activity '${name}'`, thread.dead === 'time' ? timeoutMs : this.limits.activityMemoryMb, reply.failure) };
+    } finally {
+      this.release(thread);
+    }
+  }
+
+  /** Terminates every thread. Idempotent. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const threads = [this.workflow, ...this.all].filter((t): t is Thread => t !== undefined);
+    this.workflow = undefined;
+    this.resident.clear();
+    this.all.clear();
+    this.idle.length = 0;
+    await Promise.all(threads.map((t) => t.kill('crash')));
+  }
+}
+
+/** The error of a run ended by a limit (or by its thread dying of something else). */
+export function limitError(death: Death | undefined, what: string, bound: number, failure?: string): ErrorInfo {
+  if (death === 'time') return { message: `${what} exceeded its time limit of ${bound} ms`, name: 'ResourceExhausted', code: 'resource_exhausted', limit: 'time' };
+  if (death === 'memory') return { message: `${what} exceeded its memory limit of ${bound} MiB`, name: 'ResourceExhausted', code: 'resource_exhausted', limit: 'memory' };
+  return { message: `${what} could not be carried out: ${failure ?? 'its thread died'}`, name: 'Error' };
+}

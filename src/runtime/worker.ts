@@ -1,0 +1,42 @@
+// The entry of a code worker thread: one CodeHost (workflow or activity mode) driven by
+// messages from the engine's CodePool. Nothing here touches the store; every reply carries
+// only JSON-able values. A bug here fails the request with its message; workflow code cannot
+// reach this module (it runs inside the host's vm context).
+import { parentPort, workerData } from 'node:worker_threads';
+import { CodeHost } from './host.js';
+import type { ToWorker, FromWorker } from './pool.js';
+
+const data = workerData as { mode: 'workflow' | 'activity'; progress: SharedArrayBuffer };
+const progress = new Int32Array(data.progress);
+const host = new CodeHost(data.mode, { onStep: () => Atomics.add(progress, 0, 1) });
+const port = parentPort!;
+const post = (message: FromWorker) => port.postMessage(message);
+
+port.on('message', (m: ToWorker) => {
+  try {
+    switch (m.t) {
+      case 'version':
+        host.addVersion(m.version, m.modules);
+        return;
+      case 'drop-version':
+        host.dropVersion(m.version);
+        return;
+      case 'drop-run':
+        host.dropRun(m.runId);
+        return;
+      case 'activate':
+        post({ t: 'reply', id: m.id, activation: host.activate(m.runId, m.init, m.events) });
+        return;
+      case 'verify':
+        post({ t: 'reply', id: m.id, problem: host.verify(m.version, m.entry, m.entryFunction, m.activities) });
+        return;
+      case 'activity':
+        void host
+          .callActivity(m.version, m.entry, m.name, m.input, { log: (level, text) => post({ t: 'log', id: m.id, level, text }) })
+          .then((outcome) => post({ t: 'reply', id: m.id, outcome }));
+        return;
+    }
+  } catch (error) {
+    post({ t: 'reply', id: (m as { id?: number }).id ?? -1, failure: error instanceof Error ? error.message : String(error) });
+  }
+});
