@@ -6,7 +6,7 @@ import type { CommandContext } from './context.js';
 
 export async function withClient<T>(
   ctx: CommandContext,
-  options: { write: boolean; command: string },
+  options: { write: boolean; command: string; drivesRuns?: boolean },
   fn: (client: Client) => Promise<T>,
 ): Promise<T> {
   const { openClient } = await import('../client/client.js');
@@ -14,6 +14,7 @@ export async function withClient<T>(
     stateDir: ctx.globals.stateDir,
     lockTimeoutMs: ctx.globals.lockTimeoutMs,
     write: options.write,
+    drivesRuns: options.drivesRuns,
     command: `aion ${options.command}`,
     onWait: (holder) =>
       ctx.out.streams.stderr.write(

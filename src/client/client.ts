@@ -15,6 +15,7 @@ import type {
   VersionInfo,
 } from '../engine/types.js';
 import { readHolder, type HolderInfo } from '../store/holder.js';
+import { AionError } from '../errors.js';
 
 export interface Client {
   load(archivePath: string, options?: DeployOptions): Promise<LoadOutcome>;
@@ -41,7 +42,15 @@ export interface ClientOptions {
   command: string;
   onWait?: (holder: HolderInfo | undefined) => void;
   onWarning?: (message: string) => void;
+  /**
+   * The command drives runs (start, signal, terminate): the state directory is let go of while
+   * they wait on user code, so other processes never wait behind an activity.
+   */
+  drivesRuns?: boolean;
 }
+
+/** How long a command driving runs keeps the state directory unused before letting go of it. */
+export const RELEASE_IDLE_MS = 25;
 
 export class EmbeddedClient implements Client {
   constructor(readonly engine: Engine) {}
@@ -110,6 +119,7 @@ export async function openClient(options: ClientOptions): Promise<Client> {
     }
   }
   const { Engine } = await import('../engine/engine.js');
+  let opened = false;
   try {
     const engine = await Engine.open({
       stateDir: options.stateDir,
@@ -118,8 +128,20 @@ export async function openClient(options: ClientOptions): Promise<Client> {
       command: options.command,
       onWait: options.onWait,
       onWarning: options.onWarning,
+      releaseIdleMs: options.drivesRuns ? RELEASE_IDLE_MS : undefined,
       whileWaiting: async (holder) => {
         if (!holder?.socket) return;
+        if (opened) {
+          // Taking the directory back, mid-run: a server took it meanwhile and recovers the run.
+          const { serverAnswers } = await import('./remote.js');
+          if (await serverAnswers(holder)) {
+            throw new AionError('state_busy', `the state directory is now served by aion serve (pid ${holder.pid}), which carries on with the runs of this command`, {
+              details: { holder },
+              hint: 'see where the run is with: aion show <workflow_id>',
+            });
+          }
+          return;
+        }
         const { connectServer } = await import('./remote.js');
         const server = await connectServer(options.stateDir, holder);
         if (server) {
@@ -128,6 +150,7 @@ export async function openClient(options: ClientOptions): Promise<Client> {
         }
       },
     });
+    opened = true;
     return new EmbeddedClient(engine);
   } catch (error) {
     if (error instanceof SwitchToServer) return error.client;

@@ -19,6 +19,8 @@ import { ShutdownGate, admitted } from './gate.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
 import { restoreCatalog, rowOf, type PackageRow } from './restore.js';
 import { RunManager } from './runs.js';
+import { LiveRuns, DEFAULT_MAX_RESIDENT } from './live.js';
+import type { CodePool, PoolLimits } from '../runtime/pool.js';
 import type { DeployRecord, LoadOutcome, PinHolder, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
 
 export interface EngineOptions {
@@ -35,6 +37,16 @@ export interface EngineOptions {
   onWarning?: (message: string) => void;
   /** Replaces LevelDB (tests inject faults through it). */
   kv?: KV;
+  /**
+   * Let go of the state directory after this long without a transaction (while runs wait on
+   * user code), taking it again for the next one: one-shot commands that drive runs use it so
+   * other processes never wait behind an activity. Absent: held until close (`aion serve`).
+   */
+  releaseIdleMs?: number;
+  /** Runs whose workflow code stays resident between activations, at most (default 5000). */
+  maxResident?: number;
+  /** Limits of user code (default: defaultLimits(), from the environment). */
+  limits?: Partial<PoolLimits>;
 }
 
 export type LoadSource = { path: string } | { bytes: Uint8Array; name?: string };
@@ -73,13 +85,6 @@ function progress(options: DeployOptions, step: LoadStep, detail?: LoadProgressD
   }
 }
 
-/** A run executing in this process: a live-run pin on its version. */
-export interface ResidentRun {
-  workflowId: string;
-  runId: string;
-  workflowType: string;
-  version: string;
-}
 
 const HOLDERS_LIMIT = 100;
 
@@ -88,22 +93,35 @@ export class Engine {
   readonly gate = new ShutdownGate();
   /** Serializes load/route/unload in this process; taken before the catalog mutation lock. */
   readonly deployLock = new Mutex();
-  /** Runs executing in this process, by workflow id. */
-  readonly resident = new Map<string, ResidentRun>();
+  /** Runs executing in this process (live pins) and the cache of resident ones. */
+  readonly live: LiveRuns;
   /** Run lifecycle: start, drive, signal, terminate, recover. */
-  readonly runs: RunManager = new RunManager(this);
+  readonly runs: RunManager;
   private runtimeApi: RuntimeApi | undefined;
   private moduleRegistry: ModuleRegistryLike | undefined;
+  private codePool: CodePool | undefined;
   private auditSeq = 0;
   private closed = false;
 
   private constructor(
     readonly store: Store,
     readonly options: EngineOptions,
-  ) {}
+  ) {
+    this.live = new LiveRuns(options.maxResident ?? DEFAULT_MAX_RESIDENT);
+    this.live.onEvict = (runId) => this.codePool?.dropRun(runId);
+    this.runs = new RunManager({
+      store,
+      catalog: this.catalog,
+      gate: this.gate,
+      live: this.live,
+      warn: (m) => this.warn(m),
+      code: async () => ({ pool: await this.pool(), ensure: async (entry) => void (await this.materialize(entry)) }),
+    });
+  }
 
   /** Opens the state directory and restores the catalog (no run is replayed, no archive unzipped). */
   static async open(options: EngineOptions): Promise<Engine> {
+    let engine: Engine | undefined;
     const store = options.kv
       ? await Store.over(options.kv)
       : await Store.open(options.stateDir, {
@@ -112,8 +130,15 @@ export class Engine {
           onWait: options.onWait,
           whileWaiting: options.whileWaiting,
           command: options.command,
+          idleReleaseMs: options.releaseIdleMs,
+          // Another process may have deployed while the directory was let go of.
+          onReacquire: async () => {
+            if (!engine) return;
+            const { entries, routes } = await restoreCatalog(engine.store, (m) => engine!.warn(m));
+            engine.catalog.reset(entries, routes);
+          },
         });
-    const engine = new Engine(store, options);
+    engine = new Engine(store, options);
     try {
       const { entries, routes } = await restoreCatalog(store, (m) => engine.warn(m));
       engine.catalog.reset(entries, routes);
@@ -135,6 +160,15 @@ export class Engine {
       this.moduleRegistry = new this.runtimeApi.ModuleRegistry();
     }
     return { api: this.runtimeApi, registry: this.moduleRegistry! };
+  }
+
+  /** The worker threads that run user code, started on first use. */
+  async pool(): Promise<CodePool> {
+    if (!this.codePool) {
+      const rt = await this.runtime();
+      this.codePool = new rt.api.CodePool({ ...rt.api.defaultLimits(), ...this.options.limits }, (version) => versionSourcesOf(rt.registry, version));
+    }
+    return this.codePool;
   }
 
   /**
@@ -248,7 +282,11 @@ export class Engine {
     };
     progress(options, 'verify', { workflow_type: type, version });
     try {
-      api.verifyEntry(target, version, pkg.manifest.entry_module, pkg.manifest.entry_function, pkg.manifest.activities);
+      // Entry verification runs the module's top level: user code, so in the workflow thread.
+      const pool = await this.pool();
+      const sources = versionSourcesOf(target, version);
+      const problem = await pool.verify(version, sources, pkg.manifest.entry_module, pkg.manifest.entry_function, pkg.manifest.activities);
+      if (problem !== '') throw new AionError('invalid_package', problem, { details: { module: pkg.manifest.entry_module, entry_function: pkg.manifest.entry_function } });
     } catch (error) {
       unregister();
       throw error;
@@ -407,10 +445,7 @@ export class Engine {
     const result: VersionInfo[] = [];
     for (const entry of entries) {
       const pins = await readVersionPins(this.store, entry.workflowType, entry.version, 0);
-      let live = 0;
-      for (const run of this.resident.values()) {
-        if (run.workflowType === entry.workflowType && run.version === entry.version) live++;
-      }
+      const live = this.live.count(entry.workflowType, entry.version);
       const routeActive = snapshot.routes.get(entry.workflowType) === entry.version;
       const counts = { live, recoverable: Math.max(0, pins.runsTotal - live), recorded_children: pins.childrenTotal };
       const pinned = counts.live + counts.recoverable + counts.recorded_children + this.catalog.inFlightStarts(entry.workflowType, entry.version) > 0;
@@ -500,8 +535,7 @@ export class Engine {
     const live: PinHolder[] = [];
     const recoverable: PinHolder[] = [];
     for (const run of pins.runs) {
-      const here = this.resident.get(run.workflow_id);
-      if (here && here.runId === run.run_id) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id });
+      if (this.live.isLive(run.workflow_id, run.run_id)) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id });
       else recoverable.push({ kind: 'recoverable_run', workflow_id: run.workflow_id, run_id: run.run_id });
     }
     const children: PinHolder[] = pins.children.map((c) => ({ kind: 'recorded_child', child_workflow_id: c.child_workflow_id, recorded_by: c.recorded_by }));
@@ -513,6 +547,7 @@ export class Engine {
   }
 
   private unregisterModules(entry: VersionEntry): void {
+    this.codePool?.dropVersion(entry.version);
     const registry = this.moduleRegistry;
     if (!registry || !registry.has(entry.version)) return;
     const host = new Set(registry.hostModules());
@@ -570,6 +605,9 @@ export class Engine {
     await this.gate.close();
     // Runs being advanced finish their current step before the store goes away.
     await this.runs.settle();
+    await this.store.flush().catch((error) => this.warn(`could not flush the state directory: ${(error as Error).message}`));
+    await this.codePool?.close();
+    this.live.clear();
     await this.store.close();
   }
 }
@@ -629,6 +667,13 @@ async function readArchiveFile(path: string, onBytes?: (bytes: number, total: nu
       hint: code === 'ENOENT' ? 'build one with: aion pack <project_dir>' : undefined,
     });
   }
+}
+
+/** A registered version's sources as code threads take them. */
+function versionSourcesOf(registry: ModuleRegistryLike, version: string): [string, string][] {
+  const modules = registry.modules(version);
+  if (modules === undefined) throw new AionError('not_found', `package version ${version} is not registered`, { details: { version } });
+  return [...modules.values()].map((m) => [m.name, m.source] as [string, string]);
 }
 
 function currentUser(): string {

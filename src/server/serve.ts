@@ -24,6 +24,8 @@ export interface ServeOptions {
   onListening?: (socketPath: string) => void;
   /** Called once the engine is up and the control socket listens. */
   onReady?: (engine: Engine) => void;
+  /** Runs whose workflow code stays resident between activations, at most. */
+  maxResident?: number;
 }
 
 export interface ServeSummary {
@@ -41,6 +43,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     create: true,
     lockTimeoutMs: options.lockTimeoutMs,
     command: 'aion serve',
+    maxResident: options.maxResident,
     onWait: options.onWait,
     // A warning raised while serving a request also travels back with its reply.
     onWarning: forwardingWarnings(options.onWarning),
@@ -100,7 +103,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     options.onReady?.(engine);
     while (!stopping) {
       dirty = false;
-      summary.timers_fired += await engine.runs.fireDueTimers(Date.now(), { wait: false });
+      await engine.runs.fireDueTimers(Date.now(), { wait: false });
       const next = await engine.runs.nextTimerAt();
       if (options.untilIdle && next === undefined && !dirty && engine.runs.idle) break;
       if (dirty) continue;
@@ -115,12 +118,15 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
       });
       wake = undefined;
     }
+    // Runs in the middle of a step finish it first: what they end with is what we report.
+    await engine.runs.settle();
+    summary.timers_fired = engine.runs.timersFired;
     summary.still_running = (await engine.runs.list({ status: 'running' })).length;
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     await control?.close();
-    engine.resident.clear();
+    engine.live.clear();
     await engine.close();
   }
   return summary;

@@ -22,6 +22,13 @@ export interface KV {
   entries(range: RangeOptions): AsyncIterable<[string, Uint8Array]>;
   keys(range: RangeOptions): AsyncIterable<string>;
   close(): Promise<void>;
+  /**
+   * Counts the times the KV was let go of and taken again (a releasable state directory):
+   * while it stays the same, no other process can have written. Absent = never released.
+   */
+  readonly epoch?: number;
+  /** Keeps the KV taken for the whole of `fn` (a transaction: reads, then writes). */
+  hold?<T>(fn: () => Promise<T>): Promise<T>;
 }
 
 /** An empty, read-only KV: a state directory that does not exist yet. Writes are bugs. */

@@ -22,6 +22,10 @@ export interface OpenOptions {
    * contents. It may throw to stop waiting (e.g. the holder is a server to talk to instead).
    */
   whileWaiting?: (holder: HolderInfo | undefined) => Promise<void>;
+  /** Close the database after this long unused, and open it again on demand (see LevelKV). */
+  idleReleaseMs?: number;
+  /** Runs after each re-opening (the engine refreshes what other processes may have changed). */
+  onReacquire?: () => Promise<void>;
 }
 
 export function dbPath(stateDir: string): string {
@@ -39,31 +43,115 @@ function isLocked(error: unknown): boolean {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * LevelDB behind the KV surface. With `idleReleaseMs`, the database is closed once it has been
+ * unused that long (so other processes can take the directory while this one waits on user
+ * code) and opened again, waiting for the lock as at first, by the next operation; `epoch`
+ * counts the re-openings and `onReacquire` runs after each, before the operation.
+ */
 class LevelKV implements KV {
+  private users = 0;
+  private idle: NodeJS.Timeout | undefined;
+  private reopening: Promise<Level<string, Uint8Array>> | undefined;
+  private closed = false;
+  epoch = 0;
+
   constructor(
-    private readonly db: Level<string, Uint8Array>,
+    private db: Level<string, Uint8Array> | undefined,
     private readonly stateDir: string,
+    private readonly options: OpenOptions,
   ) {}
 
+  private async take(): Promise<Level<string, Uint8Array>> {
+    this.users++;
+    if (this.idle) {
+      clearTimeout(this.idle);
+      this.idle = undefined;
+    }
+    try {
+      if (this.db) return this.db;
+      if (this.closed) throw new Error('the state directory is closed');
+      this.reopening ??= (async () => {
+        try {
+          const db = await lockAndOpen(this.stateDir, this.options);
+          this.db = db;
+          this.epoch++;
+          await this.options.onReacquire?.();
+          return db;
+        } finally {
+          this.reopening = undefined;
+        }
+      })();
+      return await this.reopening;
+    } catch (error) {
+      this.done();
+      throw error;
+    }
+  }
+
+  private done(): void {
+    this.users--;
+    const ms = this.options.idleReleaseMs;
+    if (this.users > 0 || ms === undefined || this.closed || !this.db) return;
+    this.idle = setTimeout(() => {
+      this.idle = undefined;
+      if (this.users > 0 || !this.db) return;
+      const db = this.db;
+      this.db = undefined;
+      rmSync(holderPath(this.stateDir), { force: true });
+      void db.close().catch(() => {});
+    }, ms);
+    this.idle.unref();
+  }
+
+  private async use<T>(fn: (db: Level<string, Uint8Array>) => Promise<T>): Promise<T> {
+    const db = await this.take();
+    try {
+      return await fn(db);
+    } finally {
+      this.done();
+    }
+  }
+
+  hold<T>(fn: () => Promise<T>): Promise<T> {
+    return this.use(() => fn());
+  }
   get(key: string) {
-    return this.db.get(key);
+    return this.use((db) => db.get(key));
   }
   getMany(keys: string[]) {
-    return this.db.getMany(keys);
+    return this.use((db) => db.getMany(keys));
   }
   batch(ops: BatchOp[], options: { sync: boolean }) {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    return this.db.batch(ops as any, { sync: options.sync });
+    return this.use((db) => db.batch(ops as any, { sync: options.sync }));
   }
-  entries(range: RangeOptions): AsyncIterable<[string, Uint8Array]> {
-    return this.db.iterator(range);
+  async *entries(range: RangeOptions): AsyncIterable<[string, Uint8Array]> {
+    const db = await this.take();
+    try {
+      yield* db.iterator(range);
+    } finally {
+      this.done();
+    }
   }
-  keys(range: RangeOptions): AsyncIterable<string> {
-    return this.db.keys(range);
+  async *keys(range: RangeOptions): AsyncIterable<string> {
+    const db = await this.take();
+    try {
+      yield* db.keys(range);
+    } finally {
+      this.done();
+    }
   }
   async close() {
-    rmSync(holderPath(this.stateDir), { force: true });
-    await this.db.close();
+    this.closed = true;
+    if (this.idle) clearTimeout(this.idle);
+    await this.reopening?.catch(() => undefined);
+    const db = this.db;
+    this.db = undefined;
+    if (db) {
+      rmSync(holderPath(this.stateDir), { force: true });
+      await db.close();
+    }
   }
 }
 
@@ -72,12 +160,17 @@ class LevelKV implements KV {
  * Fails `state_busy` when another process still holds it after `lockTimeoutMs`, and
  * `store` when it cannot be opened for any other reason (permissions, corruption).
  */
-export async function openLevel(stateDir: string, options: OpenOptions): Promise<KV> {
+export async function openLevel(stateDir: string, options: OpenOptions): Promise<KV & { epoch: number }> {
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   } catch (error) {
     throw new AionError('store', `cannot create state directory ${stateDir}: ${(error as Error).message}`, { cause: error });
   }
+  return new LevelKV(await lockAndOpen(stateDir, options), stateDir, options);
+}
+
+/** Opens the database, waiting for its lock up to the timeout; writes the holder file. */
+async function lockAndOpen(stateDir: string, options: OpenOptions): Promise<Level<string, Uint8Array>> {
   const deadline = Date.now() + options.lockTimeoutMs;
   let told = false;
   let delay = 25;
@@ -111,6 +204,6 @@ export async function openLevel(stateDir: string, options: OpenOptions): Promise
     } catch {
       // The holder file is advisory: failing to write it only makes waiting messages vaguer.
     }
-    return new LevelKV(db, stateDir);
+    return db;
   }
 }

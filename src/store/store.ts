@@ -4,6 +4,9 @@
 import { AionError } from '../errors.js';
 import { EmptyKV, type BatchOp, type KV, type RangeOptions } from './kv.js';
 import { FORMAT_KEY, K, STATE_FORMAT_VERSION } from './keys.js';
+
+/** Written synchronously by Store.flush, so that earlier unsynced writes reach the disk. */
+const FLUSH_KEY = 'meta\x00flush';
 import { openLevel, stateExists, type OpenOptions } from './level.js';
 
 const encoder = new TextEncoder();
@@ -125,6 +128,7 @@ export class Store {
   async write(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
     if (!this.exists) throw new AionError('internal', 'write to a state directory that was opened read-only');
     try {
+      if (!options.sync) this.dirty = true;
       await this.kv.batch(ops, options);
     } catch (error) {
       throw new AionError('store', `could not write the state directory: ${(error as Error).message}`, { cause: error });
@@ -133,6 +137,28 @@ export class Store {
 
   async close(): Promise<void> {
     await this.kv.close();
+  }
+
+  /** See KV.epoch: unchanged means no other process can have written since. */
+  get epoch(): number {
+    return this.kv.epoch ?? 0;
+  }
+
+  /** Runs `fn` with the state directory held throughout (a read-then-write transaction). */
+  hold<T>(fn: () => Promise<T>): Promise<T> {
+    return this.kv.hold ? this.kv.hold(fn) : fn();
+  }
+
+  private dirty = false;
+
+  /**
+   * Makes every write so far durable (one synchronous write; nothing when nothing is pending).
+   * Concurrent callers share one flush. Fails `store` like `write`.
+   */
+  async flush(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    await this.write([putJSON(FLUSH_KEY, { at: Date.now() })], { sync: true });
   }
 
   /** The route pointers: workflow type → version. */

@@ -252,7 +252,7 @@ describe('unload', () => {
         ],
         { sync: false },
       );
-      engine.resident.set('wf-b', { workflowId: 'wf-b', runId: 'run-b', workflowType: 'hello', version: v1.version });
+      engine.live.mark({ workflowId: 'wf-b', runId: 'run-b', workflowType: 'hello', version: v1.version });
       const error = await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'version_pinned');
       assert.equal(error.details.holders_total, 3);
       assert.deepEqual(error.details.pinned_by, { kind: 'live_run', workflow_id: 'wf-b', run_id: 'run-b' });
@@ -269,7 +269,7 @@ describe('unload', () => {
       assert.deepEqual(info!.pins, { live: 1, recoverable: 1, recorded_children: 1 });
       assert.equal(info!.state, 'draining');
     } finally {
-      engine.resident.clear();
+      engine.live.clear();
       await engine.close();
     }
   });

@@ -16,20 +16,28 @@ export const registerServe: Register = (program: Command, streams) => {
         'progress without a new signal.',
     )
     .option('--until-idle', 'exit once no run can progress without a new signal')
+    .option('--max-resident <n>', 'runs whose workflow code stays in memory between steps (least recently used leave first)', '5000')
     .addHelpText(
       'after',
       `
 Examples:
   $ aion serve
-  $ aion serve --until-idle --json`,
+  $ aion serve --until-idle --json
+  $ aion serve --max-resident 20000`,
     )
     .action(
-      action(async (ctx, opts: { untilIdle?: boolean }) => {
+      action(async (ctx, opts: { untilIdle?: boolean; maxResident: string }) => {
+        const maxResident = Number(opts.maxResident);
+        if (!Number.isInteger(maxResident) || maxResident < 1 || maxResident > 10_000_000) {
+          const { AionError } = await import('../../errors.js');
+          throw new AionError('usage', `--max-resident needs a whole number from 1 to 10000000, got '${opts.maxResident}'`);
+        }
         const { serve } = await import('../../server/serve.js');
         const summary = await serve({
           stateDir: ctx.globals.stateDir,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
           untilIdle: Boolean(opts.untilIdle),
+          maxResident,
           onWarning: (m) => ctx.out.warn(m),
           onInfo: (m) => ctx.out.info(m),
           onWait: (holder) =>

@@ -27,7 +27,7 @@ Examples:
     .action(
       action(async (ctx, workflowId: string, name: string, opts: { input?: string }) => {
         const input = parseInput(opts.input);
-        const { result, final } = await withClient(ctx, { write: false, command: `signal ${workflowId} ${name}` }, async (client) => {
+        const { result, final } = await withClient(ctx, { write: false, command: `signal ${workflowId} ${name}`, drivesRuns: true }, async (client) => {
           const signalled = await client.signal(workflowId, name, input);
           const ended = !ctx.out.json && signalled.status !== 'running' ? await client.show(workflowId).catch(() => undefined) : undefined;
           return { result: signalled, final: ended };

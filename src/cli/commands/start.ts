@@ -29,7 +29,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string, opts: { input?: string; id?: string }) => {
         const input = parseInput(opts.input);
-        const { result, final } = await withClient(ctx, { write: true, command: `start ${workflowType}` }, async (client) => {
+        const { result, final } = await withClient(ctx, { write: true, command: `start ${workflowType}`, drivesRuns: true }, async (client) => {
           const started = await client.start(workflowType, input, { workflowId: opts.id });
           // For people: what the run ended with (its successor's, after continue-as-new).
           const ended = !ctx.out.json && started.status !== 'running' ? await client.show(started.workflow_id).catch(() => undefined) : undefined;
