@@ -20,7 +20,7 @@ import { del, printableKey, putJSON, type Store } from '../store/store.js';
 import type { BatchOp } from '../store/kv.js';
 import type { WorkflowEvent } from '../runtime/history.js';
 import { rowProblem, type PackageRow } from './restore.js';
-import type { RunRecord } from './runs.js';
+import { foldHistory, impliedIndex, type RunRecord } from './run-state.js';
 
 export interface DoctorProblem {
   kind: string;
@@ -177,22 +177,16 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
       if (!loaded.has(`${rec.workflow_type}\x00${rec.version}`)) {
         problem('run_version_not_loaded', K.run(workflowId), `'${workflowId}' runs on ${rec.workflow_type} ${rec.version.slice(0, 12)}, which is not loaded: load that archive again to recover it`);
       }
-      expectedPins.set(K.runPin(rec.workflow_type, rec.version, workflowId), { run_id: rec.run_id });
-      const fired = new Set<number>();
-      const resolved = new Set<number>();
-      for (const e of history) {
-        if (e.type === 'TimerFired') fired.add(e.seq);
-        if (e.type === 'ChildWorkflowCompleted' || e.type === 'ChildWorkflowFailed') resolved.add(e.seq);
+      // What the run implies is what the run writer writes: one definition (run-state.ts).
+      const fold = foldHistory(history);
+      for (const child of fold.children.values()) {
+        const started = runs.get(child.childId);
+        // A child whose own record is damaged is not judged: neither pin is expected nor stale.
+        child.started = uncertain.has(child.childId) || started?.parent?.run_id === rec.run_id;
       }
-      for (const e of history) {
-        if (e.type === 'TimerStarted' && !fired.has(e.seq)) expectedTimers.set(K.timer(e.fire_at, workflowId, e.seq), { run_id: rec.run_id });
-        if (e.type === 'ChildWorkflowStarted' && !resolved.has(e.seq)) {
-          const child = runs.get(e.child_workflow_id);
-          if (uncertain.has(e.child_workflow_id)) continue;
-          if (!child || child.parent?.run_id !== rec.run_id) {
-            expectedPins.set(K.childPin(e.workflow_type, e.package_version, e.child_workflow_id), { recorded_by: workflowId });
-          }
-        }
+      for (const [k, value] of impliedIndex(rec, fold)) {
+        if (k.startsWith('pin\x00')) expectedPins.set(k, value);
+        else if (k.startsWith('timer\x00')) expectedTimers.set(k, value);
       }
     } else if (markerValue) {
       problem('stale_active_marker', marker, `'${workflowId}' is ${rec.status} but still marked active`, [del(marker)]);

@@ -153,22 +153,27 @@ export class Engine {
     this.options.onWarning?.(message);
   }
 
-  /** The module runtime, imported on first use (deploy reads and listings never pay for it). */
-  async runtime(): Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> {
-    if (!this.runtimeApi) {
+  private runtimeLoading: Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> | undefined;
+  private poolCreating: Promise<CodePool> | undefined;
+
+  /** The module runtime, imported on first use (deploy reads and listings never pay for it). Concurrent callers share one. */
+  runtime(): Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> {
+    this.runtimeLoading ??= (async () => {
       this.runtimeApi = await loadRuntime();
       this.moduleRegistry = new this.runtimeApi.ModuleRegistry();
-    }
-    return { api: this.runtimeApi, registry: this.moduleRegistry! };
+      return { api: this.runtimeApi, registry: this.moduleRegistry };
+    })();
+    return this.runtimeLoading;
   }
 
   /** The worker threads that run user code, started on first use. */
-  async pool(): Promise<CodePool> {
-    if (!this.codePool) {
+  pool(): Promise<CodePool> {
+    this.poolCreating ??= (async () => {
       const rt = await this.runtime();
       this.codePool = new rt.api.CodePool({ ...rt.api.defaultLimits(), ...this.options.limits }, (version) => versionSourcesOf(rt.registry, version));
-    }
-    return this.codePool;
+      return this.codePool;
+    })();
+    return this.poolCreating;
   }
 
   /**

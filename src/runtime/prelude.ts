@@ -224,6 +224,31 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
     then(promiseResolve(undefined), () => callback(), () => {});
   });
 
+  // Stacks show the frames of package modules only (`name$version:line:col`): no host frame, no
+  // host path. Fixed for good, so no code can install a formatter that sees raw call sites.
+  const moduleFrame = new SRegExp('^[a-z0-9_@]+\\$[0-9a-z:._-]+$');
+  defineProperty(SError, 'prepareStackTrace', {
+    value: function prepareStackTrace(error: unknown, frames: Array<{ getFileName(): unknown; getLineNumber(): unknown; getColumnNumber(): unknown; getFunctionName(): unknown }>) {
+      let text = describe(error);
+      try {
+        for (let i = 0; i < frames.length; i++) {
+          const frame = frames[i]!;
+          const file = frame.getFileName();
+          if (typeof file !== 'string' || !apply(regexpTest, moduleFrame, [file])) continue;
+          const fn = frame.getFunctionName();
+          const where = `${file}:${SString(frame.getLineNumber())}:${SString(frame.getColumnNumber())}`;
+          text += typeof fn === 'string' && fn !== '' ? `\n    at ${fn} (${where})` : `\n    at ${where}`;
+        }
+      } catch {
+        // A frame that cannot be described is left out.
+      }
+      return text;
+    },
+    writable: false,
+    enumerable: false,
+    configurable: false,
+  });
+
   let timerFire: ((id: number, callId: number) => void) | undefined;
   const nowOf = (): number => (current === undefined ? 0 : current.now);
 
