@@ -147,6 +147,7 @@ export class Driver {
     state.rec = next;
     for (const event of events) if (event.type === 'TimerFired') this.timersFired++;
     if (!options.seen) state.pending.push(...events);
+    else state.complete = false;
   }
 
   /** Drops a run's cached state and its code slot. */
@@ -156,7 +157,7 @@ export class Driver {
   }
 
   /** Batch ops that start a run (record, WorkflowStarted, and what its state implies); with its record. */
-  startBatch(workflowId: string, runId: string, entry: VersionEntry, input: unknown, parent: RunRecord['parent'], continuedFrom?: string): { ops: BatchOp[]; rec: RunRecord } {
+  startBatch(workflowId: string, runId: string, entry: VersionEntry, input: unknown, parent: RunRecord['parent'], continuedFrom?: string): { ops: BatchOp[]; rec: RunRecord; seed: () => void } {
     const at = Date.now();
     const started: WorkflowEvent = {
       type: 'WorkflowStarted',
@@ -184,7 +185,9 @@ export class Driver {
       events: 1,
     };
     const ops = [putJSON(K.event(runId, 0), started), putJSON(K.run(workflowId), rec), ...indexDelta(new Map(), impliedIndex(rec, emptyFold()))];
-    return { ops, rec };
+    // Once written: the new run's state is known whole, so its first step reads nothing back.
+    const seed = () => this.deps.live.keep(workflowId, { rec, fold: emptyFold(), pending: [started], epoch: this.deps.store.epoch, deaths: 0, complete: true });
+    return { ops, rec, seed };
   }
 
   /** Resolves a recorded (type, version); waits out an unload's swap-out window. Fails `not_found`. */
@@ -281,7 +284,8 @@ export class Driver {
     }
 
     // Activate: only what the code has not seen, or its whole history when it is not resident.
-    const events = resident ? [...state.pending, ...produced] : [...(await this.readHistory(rec.run_id)), ...produced];
+    const events = resident || state.complete ? [...state.pending, ...produced] : [...(await this.readHistory(rec.run_id)), ...produced];
+    state.complete = false;
     if (resident && events.length === 0) return false;
     const init: RunInit = {
       workflowId: rec.workflow_id,
@@ -403,7 +407,7 @@ export class Driver {
       }
       const pin = this.deps.catalog.pin(entry);
       try {
-        const { ops } = this.startBatch(child.childId, randomUUID(), entry, child.input, { workflow_id: parent.rec.workflow_id, run_id: parent.rec.run_id, seq }, undefined);
+        const { ops, seed } = this.startBatch(child.childId, randomUUID(), entry, child.input, { workflow_id: parent.rec.workflow_id, run_id: parent.rec.run_id, seq }, undefined);
         const before = impliedIndex(parent.rec, parent.fold);
         child.started = true;
         ops.push(...indexDelta(before, impliedIndex(parent.rec, parent.fold)));
@@ -416,6 +420,7 @@ export class Driver {
         }
         faultPoint('child-start.after-write');
         this.deps.live.forget(child.childId);
+        seed();
         return undefined;
       } finally {
         pin.release();
@@ -438,19 +443,23 @@ export class Driver {
       const pin = this.deps.catalog.pinStart(rec.workflow_type);
       try {
         const nextRunId = randomUUID();
-        const { ops } = this.startBatch(rec.workflow_id, nextRunId, pin.entry, ending.input, rec.parent, rec.run_id);
+        const { ops, seed } = this.startBatch(rec.workflow_id, nextRunId, pin.entry, ending.input, rec.parent, rec.run_id);
         // The successor's record replaces this one's: only its history and index entries stay.
         const extra = ops.filter((op) => op.key !== K.run(rec.workflow_id));
         const closing: WorkflowEvent = { type: 'WorkflowContinuedAsNew', at, input: ending.input ?? null, next_run_id: nextRunId };
         await this.append(state, [...produced, closing], { seen: true, patch: { status: 'continued_as_new' }, extra: [...extra, ops.find((op) => op.key === K.run(rec.workflow_id))!] });
+        this.forget(rec.workflow_id, rec.run_id);
+        seed();
       } finally {
         pin.release();
       }
       wake.push(rec.workflow_id);
     }
     faultPoint('finish.after-write');
-    this.forget(rec.workflow_id, rec.run_id);
-    this.deps.live.unmark(rec.workflow_id);
+    if (ending.status !== 'continued_as_new') {
+      this.forget(rec.workflow_id, rec.run_id);
+      this.deps.live.unmark(rec.workflow_id);
+    }
     if (rec.parent) wake.push(rec.parent.workflow_id);
   }
 }

@@ -24,6 +24,8 @@ export interface RunState {
   epoch: number;
   /** How many times in a row this run's code thread died under it (memory is ambiguous once). */
   deaths: number;
+  /** `pending` is the run's whole history (a run just started here): no need to read it back. */
+  complete?: boolean;
 }
 
 export const DEFAULT_MAX_RESIDENT = 5000;

@@ -96,9 +96,11 @@ export class RunManager {
             }
             const id = randomUUID();
             faultPoint('start.before-write');
-            await store.write(this.driver.startBatch(workflowId, id, pin.entry, input, null).ops, { sync: false });
+            const { ops, seed } = this.driver.startBatch(workflowId, id, pin.entry, input, null);
+            await store.write(ops, { sync: false });
             faultPoint('start.after-write');
             this.deps.live.forget(workflowId);
+            seed();
             return id;
           }),
         );
