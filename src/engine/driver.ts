@@ -67,6 +67,18 @@ export class Driver {
   private readonly locks = new Map<string, Mutex>();
   /** TimerFired events recorded by this process (serve reports it). */
   timersFired = 0;
+  /** The final records of runs that ended here lately, with the store epoch they were written at. */
+  private readonly ended = new Map<string, { rec: RunRecord; epoch: number }>();
+
+  forgetEnded(workflowId: string): void {
+    this.ended.delete(workflowId);
+  }
+
+  /** The record of a run that just ended here, if the store cannot have changed since. */
+  endedRecord(workflowId: string): RunRecord | undefined {
+    const hit = this.ended.get(workflowId);
+    return hit && hit.epoch === this.deps.store.epoch ? hit.rec : undefined;
+  }
 
   constructor(private readonly deps: RunDeps) {}
 
@@ -459,6 +471,9 @@ export class Driver {
     if (ending.status !== 'continued_as_new') {
       this.forget(rec.workflow_id, rec.run_id);
       this.deps.live.unmark(rec.workflow_id);
+      this.ended.delete(rec.workflow_id);
+      this.ended.set(rec.workflow_id, { rec: state.rec, epoch: state.epoch });
+      if (this.ended.size > 256) this.ended.delete(this.ended.keys().next().value as string);
     }
     if (rec.parent) wake.push(rec.parent.workflow_id);
   }

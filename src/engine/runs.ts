@@ -100,6 +100,7 @@ export class RunManager {
             await store.write(ops, { sync: false });
             faultPoint('start.after-write');
             this.deps.live.forget(workflowId);
+            this.driver.forgetEnded(workflowId);
             seed();
             return id;
           }),
@@ -127,7 +128,7 @@ export class RunManager {
   private async latest(workflowId: string): Promise<RunRecord | undefined> {
     const cached = this.deps.live.state(workflowId);
     if (cached && cached.epoch === this.deps.store.epoch) return cached.rec;
-    return this.getRun(workflowId);
+    return this.driver.endedRecord(workflowId) ?? this.getRun(workflowId);
   }
 
   /** Delivers a signal to a workflow's current run (synced) and drives it. Fails `not_found` if not running. */
