@@ -14,6 +14,7 @@ import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { AionError, toAionError } from '../errors.js';
+import { MAX_JSON_DEPTH, jsonDepth } from '../json.js';
 import { EmbeddedClient } from '../client/client.js';
 import type { Engine } from '../engine/engine.js';
 import {
@@ -223,10 +224,10 @@ export class ControlServer {
         return c.rollback(p.str('workflow_type'), p.deploy());
       case 'start': {
         const workflowId = p.optStr('workflow_id');
-        return c.start(p.str('workflow_type'), p.any('input'), workflowId === undefined ? {} : { workflowId });
+        return c.start(p.str('workflow_type'), p.json('input'), workflowId === undefined ? {} : { workflowId });
       }
       case 'signal':
-        return c.signal(p.str('workflow_id'), p.str('name'), p.any('input'));
+        return c.signal(p.str('workflow_id'), p.str('name'), p.json('input'));
       case 'terminate':
         return c.terminate(p.str('workflow_id'), p.str('reason'));
       case 'runs': {
@@ -297,8 +298,11 @@ class Params {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new AionError('usage', `parameter '${name}' must be a whole number ≥ 0`);
     return v;
   }
-  any(name: string): unknown {
-    return this.params[name] ?? null;
+  /** A JSON value (null when absent) nested at most MAX_JSON_DEPTH deep, as `--input` is. */
+  json(name: string): unknown {
+    const v = this.params[name] ?? null;
+    if (jsonDepth(v) > MAX_JSON_DEPTH) throw new AionError('usage', `parameter '${name}' nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`);
+    return v;
   }
   deploy(): { dryRun?: boolean; message?: string } {
     const out: { dryRun?: boolean; message?: string } = {};
