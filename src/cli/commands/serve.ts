@@ -26,6 +26,7 @@ Examples:
     .action(
       action(async (ctx, opts: { untilIdle?: boolean }) => {
         const { serve } = await import('../../server/serve.js');
+        let abandoned = false;
         const summary = await serve({
           stateDir: ctx.globals.stateDir,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
@@ -38,8 +39,12 @@ Examples:
             ),
           // The readiness line, always (scripts and supervisors wait for it).
           onListening: (socketPath) => ctx.out.streams.stderr.write(`listening on ${socketPath}\n`),
+          onAbandoned: () => (abandoned = true),
         });
         ctx.out.result(summary, () => `stopped: ${summary.recovered} run(s) recovered, ${summary.timers_fired} timer(s) fired, ${summary.still_running} still running`);
+        // Work abandoned past the shutdown grace period would keep the process alive: exit now
+        // (stdout and stderr are written synchronously to files, pipes and terminals).
+        if (abandoned) process.exit(0);
       }, streams),
     );
 };
