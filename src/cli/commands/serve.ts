@@ -34,11 +34,9 @@ Examples:
           onWarning: (m) => ctx.out.warn(m),
           onInfo: (m) => ctx.out.info(m),
           onWait: (holder) =>
-            ctx.out.streams.stderr.write(
-              `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
-            ),
+            ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
           // The readiness line, always (scripts and supervisors wait for it).
-          onListening: (socketPath) => ctx.out.streams.stderr.write(`listening on ${socketPath}\n`),
+          onListening: (socketPath) => ctx.out.notice(`listening on ${socketPath}`),
           onAbandoned: () => (abandoned = true),
         });
         ctx.out.result(summary, () => `stopped: ${summary.recovered} run(s) recovered, ${summary.timers_fired} timer(s) fired, ${summary.still_running} still running`);
