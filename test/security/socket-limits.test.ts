@@ -229,3 +229,19 @@ test('SIGTERM while a request runs for minutes: serve exits 0 within its grace p
     cleanup();
   }
 });
+
+test('the line splitter: a line sent a byte at a time, UTF-8 split across chunks, the size bound exact', async () => {
+  const { LineSplitter } = await import('../../src/client/protocol.js');
+  const text = '{"v":1,"id":"é€𝄞","method":"hello"}';
+  const bytes = Buffer.from(text + '\n' + text + '\n');
+  const bytewise = new LineSplitter(1024);
+  const lines: string[] = [];
+  for (let i = 0; i < bytes.length; i++) lines.push(...bytewise.push(bytes.subarray(i, i + 1)).lines);
+  assert.deepEqual(lines, [text, text]);
+  assert.equal(bytewise.hasPartial, false);
+  const exact = new LineSplitter(10);
+  assert.deepEqual(exact.push(Buffer.from('0123456789')).overflow, false);
+  assert.deepEqual(exact.push(Buffer.from('\n')).lines, ['0123456789']);
+  assert.equal(exact.push(Buffer.from('01234567890')).overflow, true, 'one byte past the bound');
+  assert.equal(exact.push(Buffer.from('\n')).overflow, true, 'stays overflowed');
+});
