@@ -17,9 +17,7 @@ export async function withClient<T>(
     drivesRuns: options.drivesRuns,
     command: `aion ${options.command}`,
     onWait: (holder) =>
-      ctx.out.streams.stderr.write(
-        `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
-      ),
+      ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
     onWarning: (message) => ctx.out.warn(message),
   });
   try {

@@ -1,5 +1,6 @@
 // Entry point of bin/aion.
 import { runCli } from './program.js';
+import { escapeKeepingLines } from '../escape.js';
 
 // A reader that stops early (`aion history | head`) closes our stdout: stop quietly, as
 // other Unix tools do, instead of crashing on EPIPE.
@@ -15,7 +16,7 @@ runCli(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    process.stderr.write(`error: unexpected failure: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(`error: unexpected failure: ${escapeKeepingLines(error instanceof Error ? (error.stack ?? error.message) : String(error))}\n`);
     process.exitCode = 1;
   },
 );

@@ -1,8 +1,32 @@
 // Where results, chatter and errors go. Results go to stdout (one JSON document with --json);
 // progress, warnings and human-readable errors go to stderr. Colour only on a terminal,
 // never with --no-color or NO_COLOR.
+//
+// Text output never carries a control character it did not mean to (src/escape.ts says
+// which): every string Output writes passes through `finishText`, the one boundary, which
+// escapes them all except the renderer's own line feeds; strings given to the colour
+// functions (`out.c.red(message)`) and table cells are escaped whole, line feeds included;
+// error, hint, warning and notice lines are escaped whole. The only escape sequences that
+// reach a terminal are aion's own colours: the colour functions write them with MARK in place
+// of ESC, and `finishText` turns MARK back into ESC after escaping everything else. MARK is
+// random per process, so no string from outside can forge a colour code. --json output is
+// left alone (JSON escapes control characters itself).
 import type { ChalkInstance } from 'chalk';
 import { AionError, toAionError } from '../errors.js';
+import { escapeKeepingLines, escapeText } from '../escape.js';
+
+/** Stands for ESC in the colour codes our chalk writes (private-use characters, random). */
+const MARK = Array.from({ length: 6 }, () => String.fromCharCode(0xe000 + Math.floor(Math.random() * 0x1000))).join('');
+const MARKS = new RegExp(MARK, 'g');
+/** A colour code as written by our colour functions (before `finishText`) or after it. */
+export const COLOUR_CODE = new RegExp(`(?:${MARK}|\x1b)\[[0-9;]*m`, 'g');
+
+/** The text boundary: unsafe characters escaped (line feeds kept), then our colour codes made real. */
+export function finishText(text: string): string {
+  return escapeKeepingLines(text).replace(MARKS, '\x1b');
+}
+
+const escapeArgs = (args: unknown[]) => args.map((a) => (typeof a === 'string' ? escapeText(a) : a));
 
 type ChalkModule = typeof import('chalk');
 let chalkModule: ChalkModule | undefined;
@@ -15,14 +39,33 @@ export async function preloadColour(): Promise<void> {
   chalkModule ??= await import('chalk');
 }
 
-/** A chalk look-alike that colours nothing: `plain.red.bold('x') === 'x'`. */
+/** A chalk look-alike that colours nothing: `plain.red.bold('x') === 'x'` (escaped, as all colour arguments are). */
 const plain: ChalkInstance = new Proxy(function () {}, {
   get: (_target, prop) => (prop === 'level' ? 0 : plain),
-  apply: (_target, _this, args: unknown[]) => args.join(' '),
+  apply: (_target, _this, args: unknown[]) => escapeArgs(args).join(' '),
 }) as unknown as ChalkInstance;
 
+/**
+ * Chalk whose string arguments are escaped and whose codes are written with MARK for ESC. The
+ * proxy's target is a stand-in (chalk caches its styles as read-only properties, which a proxy
+ * of chalk itself would have to return unchanged).
+ */
+function marked(real: unknown): ChalkInstance {
+  const fn = real as ((...args: unknown[]) => unknown) & Record<PropertyKey, unknown>;
+  return new Proxy(() => {}, {
+    get: (_t, prop) => {
+      const value = fn[prop];
+      return typeof value === 'function' ? marked(value) : value;
+    },
+    apply: (_t, _this, args: unknown[]) => {
+      const value = fn(...escapeArgs(args));
+      return typeof value === 'string' ? value.replaceAll('\x1b', MARK) : typeof value === 'function' ? marked(value) : value;
+    },
+  }) as unknown as ChalkInstance;
+}
+
 function colours(level: 0 | 1): ChalkInstance {
-  return level === 0 || !chalkModule ? plain : new chalkModule.Chalk({ level });
+  return level === 0 || !chalkModule ? plain : marked(new chalkModule.Chalk({ level }));
 }
 
 export interface Streams {
@@ -63,19 +106,24 @@ export class Output {
     if (this.json) {
       this.streams.stdout.write(JSON.stringify(data, null, 2) + '\n');
     } else {
-      const rendered = text();
+      const rendered = finishText(text());
       if (rendered.length > 0) this.streams.stdout.write(rendered.endsWith('\n') ? rendered : rendered + '\n');
     }
   }
 
-  /** Success chatter: stderr, on a terminal only, never with --json. */
+  /** Success chatter: stderr, on a terminal only, never with --json. One line (escaped). */
   info(message: string): void {
-    if (!this.json && this.streams.stderr.isTTY) this.streams.stderr.write(message + '\n');
+    if (!this.json && this.streams.stderr.isTTY) this.streams.stderr.write(finishText(escapeText(message)) + '\n');
   }
 
-  /** Warnings always reach stderr (scripts should see them in logs), even with --json. */
+  /** Warnings always reach stderr (scripts should see them in logs), even with --json. One line (escaped). */
   warn(message: string): void {
-    this.streams.stderr.write(this.ce.yellow('warning: ') + message + '\n');
+    this.streams.stderr.write(finishText(this.ce.yellow('warning: ') + escapeText(message)) + '\n');
+  }
+
+  /** A notice on stderr, always (waiting for the lock, the readiness line). One line (escaped). */
+  notice(message: string): void {
+    this.streams.stderr.write(finishText(escapeText(message)) + '\n');
   }
 
   /**
@@ -96,20 +144,17 @@ export class Output {
     if (this.json) {
       this.streams.stdout.write(JSON.stringify(error.toJSON(), null, 2) + '\n');
     } else {
-      this.streams.stderr.write(`${this.ce.red('error:')} ${oneLine(error.message)}\n`);
+      // Messages embed user strings (ids, archive paths, errors of workflow code): each line is
+      // escaped whole, so a line feed in one shows as \n and the error stays one line.
+      this.streams.stderr.write(finishText(`${this.ce.red('error:')} ${escapeText(error.message.trim())}`) + '\n');
       const hint = error.hint ?? fallbackHint(error, command);
-      if (hint) this.streams.stderr.write(`${this.ce.dim('hint:')} ${hint}\n`);
+      if (hint) this.streams.stderr.write(finishText(`${this.ce.dim('hint:')} ${escapeText(hint)}`) + '\n');
       if (error.code === 'internal' && raw instanceof Error && raw.stack && process.env.AION_DEBUG) {
-        this.streams.stderr.write(raw.stack + '\n');
+        this.streams.stderr.write(finishText(raw.stack) + '\n');
       }
     }
     return error.exitCode;
   }
-}
-
-/** Keeps an error to one line: a multi-line message (from a library) is joined. */
-function oneLine(message: string): string {
-  return message.replace(/\s*\n\s*/g, ' ').trim();
 }
 
 /** The next step for errors raised without a hint of their own. */

@@ -76,7 +76,8 @@ export async function runCli(argv: string[], streams: Streams = process): Promis
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
         return 0;
       }
-      const message = error.message.replace(/^error:\s*/, '');
+      // commander puts suggestions on a line of their own: joined, as the error is one line.
+      const message = error.message.replace(/^error:\s*/, '').replace(/\s*\n\s*/g, ' ');
       const out = new Output(streams, { json, color: !argv.includes('--no-color') && !process.env.NO_COLOR });
       const command = argv.find((a) => program.commands.some((c) => c.name() === a));
       const hint = command ? `see 'aion ${command} --help'` : "see 'aion --help' for the commands and global options";

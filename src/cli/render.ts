@@ -1,5 +1,8 @@
 // Text rendering helpers shared by commands: versions, times and aligned tables.
-import type { Output } from './output.js';
+import { escapeText } from '../escape.js';
+import { COLOUR_CODE, type Output } from './output.js';
+
+export { escapeText };
 
 /** 12 characters on a terminal (people), the full hash when piped (scripts can use it). */
 export function shortVersion(out: Output, version: string): string {
@@ -24,15 +27,16 @@ export function when(out: Output, iso: string): string {
   return out.isTTY ? relativeTime(iso) : iso;
 }
 
-// eslint-disable-next-line no-control-regex
-const ANSI = /\x1b\[[0-9;]*m/g;
-
 export function visibleLength(s: string): number {
-  return s.replace(ANSI, '').length;
+  return s.replace(COLOUR_CODE, '').length;
 }
 
-/** Left-aligned columns separated by two spaces; the header row is dimmed on a terminal. */
-export function table(out: Output, header: string[], rows: string[][]): string {
+/**
+ * Left-aligned columns separated by two spaces; the header row is dimmed on a terminal.
+ * Cells are escaped whole (a line feed in a workflow id shows as \n), colour codes kept.
+ */
+export function table(out: Output, header: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map(escapeText));
   const widths = header.map((h, i) => Math.max(visibleLength(h), ...rows.map((r) => visibleLength(r[i] ?? ''))));
   const line = (cells: string[]) =>
     cells

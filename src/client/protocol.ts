@@ -15,8 +15,10 @@
 // Framing
 //   Newline-delimited JSON over the stream, UTF-8: one request or reply per line. A line may
 //   be at most 1 MiB (MAX_REQUEST_BYTES); a longer one gets an error reply and the connection
-//   is closed. Several requests may be sent on one connection, also without waiting for
-//   replies: replies carry the request's `id` and may come back in any order.
+//   is closed. The server's other limits (connections, idle and request-line timeouts, replies
+//   not taken, shutdown grace) are in src/server/limits.ts. Several requests may be sent on
+//   one connection, also without waiting for replies: replies carry the request's `id` and
+//   may come back in any order (the server throttles a connection by not reading it).
 //
 // Request
 //   {"v": 1, "id": 7, "method": "load", "params": {"archive": "/abs/path/x.aion", "dry_run": false}}
@@ -51,9 +53,11 @@
 // Errors of the protocol itself (all `usage`, none changes any state or stops the server)
 //   malformed JSON, a request that is not an object, a missing/invalid `id` or `method` or
 //   `params`, an unknown method, wrong parameter types, a protocol version other than the
-//   server's (the message names both versions), and an oversized line (then the connection
-//   is closed). A request cut off by the client disconnecting is dropped silently; a client
+//   server's (the message names both versions), an `input` nested deeper than MAX_JSON_DEPTH
+//   (src/json.ts), and an oversized line or one not completed in time (then the connection is
+//   closed). A request cut off by the client disconnecting is dropped silently; a client
 //   that disconnects before its reply does not stop the operation it asked for.
+//   One connection too many gets a `state_busy` line with `"id": null`, then is closed.
 //   Once the server begins shutting down, every new request gets `shutting_down`.
 //
 // This module is imported by clients: it must stay free of engine and store imports.
@@ -128,10 +132,12 @@ export function encodeLine(value: unknown): string {
 /**
  * Splits a byte stream into lines without ever holding more than `maxLine` bytes of an
  * unfinished line. `push` returns the complete lines in a chunk, or `overflow` once the
- * pending line exceeds the limit (the splitter then stays overflowed).
+ * pending line exceeds the limit (the splitter then stays overflowed). The unfinished line is
+ * kept in one buffer that grows by doubling (never past `maxLine`), so a line sent a byte at a
+ * time costs its bytes, not an object per chunk.
  */
 export class LineSplitter {
-  private pending: Buffer[] = [];
+  private pending: Buffer = Buffer.alloc(0);
   private pendingBytes = 0;
   overflowed = false;
 
@@ -149,10 +155,15 @@ export class LineSplitter {
         this.overflowed = true;
         return { lines, overflow: true };
       }
-      this.pending.push(piece);
-      lines.push(Buffer.concat(this.pending).toString('utf8'));
-      this.pending = [];
-      this.pendingBytes = 0;
+      if (this.pendingBytes === 0) {
+        lines.push(piece.toString('utf8'));
+      } else {
+        this.append(piece);
+        lines.push(this.pending.toString('utf8', 0, this.pendingBytes));
+        this.pendingBytes = 0;
+        // A large buffer is not kept around for the next (usually small) line.
+        if (this.pending.length > 64 * 1024) this.pending = Buffer.alloc(0);
+      }
       start = nl + 1;
     }
     if (start < chunk.length) {
@@ -161,11 +172,21 @@ export class LineSplitter {
         this.overflowed = true;
         return { lines, overflow: true };
       }
-      // Copy: the stream may reuse the chunk's memory.
-      this.pending.push(Buffer.from(rest));
-      this.pendingBytes += rest.length;
+      // Copied: the stream may reuse the chunk's memory.
+      this.append(rest);
     }
     return { lines, overflow: false };
+  }
+
+  private append(bytes: Buffer): void {
+    const needed = this.pendingBytes + bytes.length;
+    if (needed > this.pending.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.maxLine, Math.max(needed, 2 * this.pending.length, 4096)));
+      this.pending.copy(grown, 0, 0, this.pendingBytes);
+      this.pending = grown;
+    }
+    bytes.copy(this.pending, this.pendingBytes);
+    this.pendingBytes = needed;
   }
 
   /** Whether an unfinished line is buffered (a half-sent request). */

@@ -20,6 +20,7 @@ import { randomUUID } from 'node:crypto';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
+import { escapeText } from '../escape.js';
 import type { VersionEntry, WorkflowCatalog } from '../catalog/catalog.js';
 import { K } from '../store/keys.js';
 import { putJSON, type Store } from '../store/store.js';
@@ -342,7 +343,7 @@ export class Driver {
     const timeoutMs = entry.manifest.timeout_seconds * 1000;
     const outcomes = await Promise.all(
       open.map(([, call]) =>
-        code.pool.runActivity(entry.version, entry.manifest.entry_module, call.name, call.input, timeoutMs, (level, text) => process.stderr.write(`[activity ${call.name}] ${level}: ${text}\n`)),
+        code.pool.runActivity(entry.version, entry.manifest.entry_module, call.name, call.input, timeoutMs, (level, text) => process.stderr.write(`[activity ${call.name}] ${level}: ${escapeText(text)}\n`)),
       ),
     );
     let limit: ErrorInfo | undefined;

@@ -9,13 +9,13 @@
 // same directory, fsync, rename): a failed write leaves any previous archive at that path
 // untouched. After the rename the file is read back and validated again with readPackage.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AionError } from '../errors.js';
 import { contentHash } from './hash.js';
-import { serializeManifest } from './manifest.js';
+import { fieldError, serializeManifest } from './manifest.js';
 import { moduleEntryPath } from './names.js';
-import { readProject, type WorkflowProject } from './project.js';
+import { readProject, WORKFLOW_FILE, type WorkflowProject } from './project.js';
 import { MANIFEST_ENTRY, readPackage } from './read.js';
 import { FORMAT_VERSION, type AionPackage, type Manifest } from './types.js';
 import { writeZip, type ZipInput } from './zip.js';
@@ -56,20 +56,58 @@ export function buildArchive(project: WorkflowProject): Uint8Array {
   return writeZip(entries);
 }
 
-/** Where the archive goes: --out (relative to cwd), else workflow.json output, else <entry_module>.aion. */
-export function resolveOutputPath(project: WorkflowProject, options: PackOptions = {}): string {
-  const target =
-    options.out !== undefined
-      ? path.resolve(options.cwd ?? process.cwd(), options.out)
-      : path.resolve(project.dir, project.config.output ?? `${project.config.entry_module}.aion`);
+/**
+ * Where the archive goes: --out (relative to cwd), else workflow.json output, else
+ * <entry_module>.aion in the project. Resolved on real paths (the deepest existing ancestor
+ * through realpath, plus the directories still to be created), so a symlinked directory cannot
+ * carry a workflow.json `output` out of the project (`invalid_package`, naming the field) and
+ * no output, not even --out, lands in the project's modules/ or src/ (`usage`). Returns the
+ * path as named (what pack reports) and the real path (where it writes).
+ */
+export async function resolveOutputPath(project: WorkflowProject, options: PackOptions = {}): Promise<{ path: string; real: string }> {
+  const fromConfig = options.out === undefined;
+  const lexical = fromConfig
+    ? path.resolve(project.dir, project.config.output ?? `${project.config.entry_module}.aion`)
+    : path.resolve(options.cwd ?? process.cwd(), options.out!);
+  const projectDir = await realDir(project.dir);
+  const target = path.join(await realDir(path.dirname(lexical)), path.basename(lexical));
+  const inside = (dir: string) => {
+    const relative = path.relative(dir, target);
+    return relative !== '' && !relative.startsWith('..' + path.sep) && relative !== '..' && !path.isAbsolute(relative);
+  };
+  if (fromConfig && !inside(projectDir)) {
+    throw fieldError(
+      path.join(project.dir, WORKFLOW_FILE),
+      'output',
+      `resolves to ${target}, outside the project directory ${projectDir} (through a symbolic link); use --out to write elsewhere`,
+    );
+  }
   // Writing into modules/ or src/ would change what the next pack collects.
   for (const sub of ['modules', 'src']) {
-    const relative = path.relative(path.join(project.dir, sub), target);
-    if (relative === '' || (!relative.startsWith('..') && !path.isAbsolute(relative))) {
+    const dir = path.join(projectDir, sub);
+    if (target === dir || inside(dir)) {
       throw new AionError('usage', `output ${target} must not be inside the project's ${sub}/ directory`);
     }
   }
-  return target;
+  return { path: lexical, real: target };
+}
+
+/** The real path of `dir`: realpath of its deepest existing ancestor, plus the rest as named. */
+async function realDir(dir: string): Promise<string> {
+  const rest: string[] = [];
+  let existing = dir;
+  for (;;) {
+    try {
+      return path.join(await realpath(existing), ...rest.reverse());
+    } catch (error) {
+      const parent = path.dirname(existing);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || parent === existing) {
+        throw new AionError('usage', `cannot resolve output directory ${dir}: ${(error as Error).message}`);
+      }
+      rest.push(path.basename(existing));
+      existing = parent;
+    }
+  }
 }
 
 /** Reads the project, builds and validates the archive, writes it atomically, re-validates it. */
@@ -77,7 +115,7 @@ export async function packProject(projectDir: string, options: PackOptions = {})
   const project = await readProject(projectDir);
   const bytes = buildArchive(project);
   readPackage(bytes); // an archive no reader would accept is never written
-  const target = resolveOutputPath(project, options);
+  const { path: named, real: target } = await resolveOutputPath(project, options);
 
   const existing = await stat(target).catch(() => undefined);
   if (existing?.isDirectory()) throw new AionError('usage', `output ${target} is a directory`);
@@ -91,7 +129,7 @@ export async function packProject(projectDir: string, options: PackOptions = {})
   }
   if (Buffer.compare(written, bytes) !== 0) throw new AionError('internal', `archive ${target} changed while it was being written`);
   const pkg = readPackage(written);
-  return { path: target, pkg };
+  return { path: named, pkg };
 }
 
 async function writeAtomically(target: string, bytes: Uint8Array): Promise<void> {

@@ -3,9 +3,13 @@
 //   modules/**/*.js      the modules; `modules/a/b.js` is logical name `a@b`
 //   src/**               optional, shipped under src/, never part of the version
 // Only reads. A missing or unreadable project directory or workflow.json is `usage`; invalid
-// content (bad JSON or field, stray file or symlink under modules/, ...) is `invalid_package`.
+// content (bad JSON or field, stray file or symlink under modules/, ...) is `invalid_package`,
+// and so is a workflow.json, module or source file that is not a regular file (a symlink, a
+// FIFO, a directory): every file is opened without following a final symlink and without
+// blocking, and checked on the open handle, so nothing is read from outside the project.
 // Every message names the file and, where there is one, the field.
-import { lstat, readdir, readFile, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AionError } from '../errors.js';
 import { compareUtf8 } from './hash.js';
@@ -64,18 +68,12 @@ export async function readProject(projectDir: string): Promise<WorkflowProject> 
   if (!info.isDirectory()) throw new AionError('usage', `not a project directory: ${projectDir} (expected a directory with ${WORKFLOW_FILE})`);
 
   const configPath = path.join(projectDir, WORKFLOW_FILE);
-  let text: string;
-  try {
-    text = await readFile(path.join(dir, WORKFLOW_FILE), 'utf8');
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') {
-      throw new AionError('usage', `no ${WORKFLOW_FILE} in project directory ${projectDir}`, {
-        hint: `a workflow project needs ${WORKFLOW_FILE} and modules/<entry_module>.js`,
-      });
-    }
-    throw new AionError('usage', `cannot read ${configPath}: ${(error as Error).message}`);
-  }
-  const config = parseWorkflowConfig(text, configPath);
+  const configBytes = await readRegularFile(path.join(dir, WORKFLOW_FILE), configPath, () => {
+    throw new AionError('usage', `no ${WORKFLOW_FILE} in project directory ${projectDir}`, {
+      hint: `a workflow project needs ${WORKFLOW_FILE} and modules/<entry_module>.js`,
+    });
+  });
+  const config = parseWorkflowConfig(Buffer.from(configBytes).toString('utf8'), configPath);
 
   const modules = new Map<string, Uint8Array>();
   const modulesDir = path.join(dir, 'modules');
@@ -83,7 +81,7 @@ export async function readProject(projectDir: string): Promise<WorkflowProject> 
   if (moduleFiles === undefined) throw invalid(`${path.join(projectDir, 'modules')}: missing modules/ directory`);
   for (const relative of moduleFiles) {
     const name = moduleNameFromRelativePath(relative, path.join(projectDir, 'modules', relative));
-    modules.set(name, await readFile(path.join(modulesDir, relative)));
+    modules.set(name, await readRegularFile(path.join(modulesDir, relative), path.join(projectDir, 'modules', relative)));
   }
   if (!modules.has(config.entry_module)) {
     throw fieldError(configPath, 'entry_module', `names ${JSON.stringify(config.entry_module)}, but modules/${moduleRelativePath(config.entry_module)} does not exist`);
@@ -94,12 +92,38 @@ export async function readProject(projectDir: string): Promise<WorkflowProject> 
   for (const relative of (await walk(sourcesDir, 'src', false)) ?? []) {
     const problem = archivePathProblem(relative);
     if (problem !== null) throw invalid(`${path.join(projectDir, 'src', relative)}: path ${problem}`);
-    sources.set(relative, await readFile(path.join(sourcesDir, relative)));
+    sources.set(relative, await readRegularFile(path.join(sourcesDir, relative), path.join(projectDir, 'src', relative)));
   }
 
   const sortedModules = new Map([...modules].sort(([a], [b]) => compareUtf8(a, b)));
   const sortedSources = new Map([...sources].sort(([a], [b]) => compareUtf8(a, b)));
   return { dir, config, modules: sortedModules, sources: sortedSources };
+}
+
+/**
+ * The bytes of a project file that must be a regular file: a symlink (O_NOFOLLOW), a FIFO or
+ * device (opened O_NONBLOCK, so it cannot hang us) or a directory is `invalid_package` naming
+ * `shown`. A missing file calls `missing` (default: `usage`); other read errors are `usage`.
+ */
+async function readRegularFile(absolute: string, shown: string, missing?: () => never): Promise<Uint8Array> {
+  let handle;
+  try {
+    handle = await open(absolute, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'ELOOP') throw invalid(`${shown}: symbolic links are not allowed in a workflow project`);
+    if (code === 'ENOENT' && missing) missing();
+    throw new AionError('usage', `cannot read ${shown}: ${(error as Error).message}`);
+  }
+  try {
+    if (!(await handle.stat()).isFile()) throw invalid(`${shown}: not a regular file`);
+    return await handle.readFile();
+  } catch (error) {
+    if (error instanceof AionError) throw error;
+    throw new AionError('usage', `cannot read ${shown}: ${(error as Error).message}`);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Validates workflow.json text; `file` names it in messages. */

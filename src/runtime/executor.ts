@@ -7,6 +7,7 @@ import type { Activation, ErrorInfo, WorkflowEvent } from './history.js';
 import { CodeHost, type RunInit } from './host.js';
 import { versionModules, DEFAULT_ACTIVATION_TIMEOUT_MS } from './sandbox.js';
 import type { ModuleRegistry } from './registry.js';
+import { escapeText } from '../escape.js';
 
 export { NonDeterminismError, seedOf } from './host.js';
 
@@ -105,7 +106,7 @@ export async function runActivity(
   const timeoutMs = opts.timeoutMs ?? DEFAULT_ACTIVITY_TIMEOUT_MS;
   const host = new CodeHost('activity', { timeoutMs });
   host.addVersion(version, sources);
-  const log = opts.log ?? ((level: string, text: string) => process.stderr.write(`[activity ${name}] ${level}: ${text}\n`));
+  const log = opts.log ?? ((level: string, text: string) => process.stderr.write(`[activity ${name}] ${level}: ${escapeText(text)}\n`));
   let timer: NodeJS.Timeout | undefined;
   const overall = new Promise<{ ok: false; error: ErrorInfo }>((resolve) => {
     timer = setTimeout(() => resolve({ ok: false, error: { message: `activity '${name}' exceeded ${timeoutMs} ms`, name: 'ActivityTimeout', code: 'resource_exhausted', limit: 'time' } }), timeoutMs);

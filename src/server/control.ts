@@ -6,14 +6,24 @@
 // locks (the deploy lock of a mutation, the lock of one workflow id). Bad input of any kind
 // gets an error reply (or, for a half-sent request, silence) and never reaches the engine.
 //
+// Limits (src/server/limits.ts): at most SOCKET_LIMITS.maxConnections connections (one more
+// gets a `state_busy` line and is closed); a connection is read from only while it has fewer
+// than maxInFlight requests running, nothing queued and at most maxUnflushedBytes of replies
+// its client has not taken (backpressure: a client that never reads its replies stops being
+// read, so it cannot grow the server); a connection idle for idleTimeoutMs is closed, and one
+// whose request line is not complete requestLineTimeoutMs after it began gets a `usage` line
+// and is closed.
+//
 // Shutdown (`close`): new requests are refused with `shutting_down`, the listening socket is
-// closed (and its file removed), requests in flight are waited for, then every connection is
-// closed.
+// closed (and its file removed), requests in flight are waited for — until the shutdown
+// deadline (SOCKET_LIMITS.shutdownGraceMs by default), no longer — then every connection is
+// closed. Requests still running then are abandoned: their replies are dropped.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { AionError, toAionError } from '../errors.js';
+import { MAX_JSON_DEPTH, jsonDepth } from '../json.js';
 import { EmbeddedClient } from '../client/client.js';
 import type { Engine } from '../engine/engine.js';
 import {
@@ -26,6 +36,7 @@ import {
   type Request,
   type RequestId,
 } from '../client/protocol.js';
+import { SOCKET_LIMITS } from './limits.js';
 
 /** Warnings raised while serving a request are collected here and sent back with its reply. */
 export const requestWarnings = new AsyncLocalStorage<string[]>();
@@ -55,6 +66,18 @@ interface Connection {
   inFlight: number;
   /** The client has finished sending: close our side once the last reply is written. */
   ended: boolean;
+  /** Complete request lines read but not yet dispatched (from `head` on). */
+  queue: string[];
+  head: number;
+  /** Reading is paused (backpressure). */
+  paused: boolean;
+  /** Last time a byte was read, a reply written or flushed, or a request finished. */
+  lastActive: number;
+  /** When the unfinished request line now buffered began (undefined: none). */
+  partialSince: number | undefined;
+  /** Being closed by us: nothing more is read or dispatched. */
+  closing: boolean;
+  splitter: LineSplitter;
 }
 
 export class ControlServer {
@@ -66,10 +89,19 @@ export class ControlServer {
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private socketIno: number | undefined;
+  private readonly sweeper: NodeJS.Timeout;
 
   private constructor(private readonly options: ControlOptions) {
     this.client = new EmbeddedClient(options.engine);
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    const every = Math.max(50, Math.min(1000, SOCKET_LIMITS.idleTimeoutMs / 4, SOCKET_LIMITS.requestLineTimeoutMs / 4));
+    this.sweeper = setInterval(() => this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  /** Requests being carried out now (after `close`, those abandoned). */
+  get inFlightCount(): number {
+    return this.inFlight;
   }
 
   get socketPath(): string {
@@ -108,36 +140,126 @@ export class ControlServer {
       socket.destroy();
       return;
     }
-    const conn: Connection = { socket, inFlight: 0, ended: false };
-    this.connections.add(conn);
-    const splitter = new LineSplitter(MAX_REQUEST_BYTES);
     socket.on('error', () => {
       // A client that vanishes (ECONNRESET, EPIPE) only loses its replies.
     });
+    const max = SOCKET_LIMITS.maxConnections;
+    if (this.connections.size >= max) {
+      // Never read from: one error line, then closed.
+      const busy = new AionError('state_busy', `aion serve is at its limit of at most ${max} connections at once; try again shortly`, {
+        details: { max_connections: max },
+        hint: 'retry in a moment; if it persists, find the client holding connections open',
+      });
+      socket.end(encodeLine({ v: PROTOCOL_VERSION, id: null, error: errorToWire(busy) }));
+      setTimeout(() => socket.destroy(), 1000).unref();
+      return;
+    }
+    const conn: Connection = {
+      socket,
+      inFlight: 0,
+      ended: false,
+      queue: [],
+      head: 0,
+      paused: false,
+      lastActive: Date.now(),
+      partialSince: undefined,
+      closing: false,
+      splitter: new LineSplitter(MAX_REQUEST_BYTES),
+    };
+    this.connections.add(conn);
     socket.on('close', () => this.connections.delete(conn));
+    socket.on('drain', () => {
+      conn.lastActive = Date.now();
+      this.pump(conn);
+    });
     socket.on('data', (chunk: Buffer) => {
-      if (splitter.overflowed) return;
-      const { lines, overflow } = splitter.push(chunk);
-      for (const line of lines) this.handleLine(conn, line);
+      const now = Date.now();
+      conn.lastActive = now;
+      if (conn.closing || conn.splitter.overflowed) return;
+      const { lines, overflow } = conn.splitter.push(chunk);
+      for (const line of lines) conn.queue.push(line);
+      // The buffered partial line (if any) began in this chunk when a line ended in it.
+      conn.partialSince = !conn.splitter.hasPartial ? undefined : lines.length > 0 ? now : (conn.partialSince ?? now);
+      this.pump(conn);
       if (overflow) {
-        this.send(conn, {
-          v: PROTOCOL_VERSION,
-          id: null,
-          error: errorToWire(
-            new AionError('usage', `request too large: a request line may be at most ${MAX_REQUEST_BYTES} bytes; closing the connection`, {
-              details: { max_request_bytes: MAX_REQUEST_BYTES },
-            }),
-          ),
-        });
-        socket.end();
-        setTimeout(() => socket.destroy(), 1000).unref();
+        this.closeWith(
+          conn,
+          new AionError('usage', `request too large: a request line may be at most ${MAX_REQUEST_BYTES} bytes; closing the connection`, {
+            details: { max_request_bytes: MAX_REQUEST_BYTES },
+          }),
+        );
       }
     });
     socket.on('end', () => {
       // Whatever unfinished line is buffered is a half-sent request: dropped.
       conn.ended = true;
-      if (conn.inFlight === 0) socket.end();
+      conn.partialSince = undefined;
+      this.pump(conn);
     });
+  }
+
+  /**
+   * Dispatches queued lines while the connection is under its limits, and reads from it only
+   * while nothing is queued and it is under them (otherwise it is paused until a request
+   * finishes or its replies drain). Ends our side once the client has ended and all is done.
+   */
+  private pump(conn: Connection): void {
+    const { socket } = conn;
+    const over = () => conn.inFlight >= SOCKET_LIMITS.maxInFlight || socket.writableLength > SOCKET_LIMITS.maxUnflushedBytes;
+    while (conn.head < conn.queue.length && !conn.closing && !over()) {
+      const line = conn.queue[conn.head]!;
+      conn.queue[conn.head++] = '';
+      this.handleLine(conn, line);
+    }
+    if (conn.head === conn.queue.length) {
+      conn.queue = [];
+      conn.head = 0;
+    }
+    if (conn.closing) return;
+    const hold = conn.queue.length > 0 || over();
+    if (hold && !conn.paused) {
+      conn.paused = true;
+      socket.pause();
+    } else if (!hold && conn.paused) {
+      conn.paused = false;
+      // Time spent paused does not count against a request line.
+      if (conn.partialSince !== undefined) conn.partialSince = Date.now();
+      socket.resume();
+    }
+    if (conn.ended && conn.inFlight === 0 && conn.queue.length === 0) socket.end();
+  }
+
+  /** Sends one error line and closes the connection (destroyed if the client does not take it). */
+  private closeWith(conn: Connection, error: AionError): void {
+    if (conn.closing) return;
+    this.send(conn, { v: PROTOCOL_VERSION, id: null, error: errorToWire(error) });
+    this.drop(conn);
+  }
+
+  private drop(conn: Connection): void {
+    conn.closing = true;
+    conn.queue = [];
+    conn.head = 0;
+    conn.socket.end();
+    setTimeout(() => conn.socket.destroy(), 1000).unref();
+  }
+
+  /** Closes connections past their idle or request-line timeout. */
+  private sweep(): void {
+    const now = Date.now();
+    for (const conn of this.connections) {
+      if (conn.closing) continue;
+      if (conn.partialSince !== undefined && !conn.paused && now - conn.partialSince > SOCKET_LIMITS.requestLineTimeoutMs) {
+        const seconds = SOCKET_LIMITS.requestLineTimeoutMs / 1000;
+        this.closeWith(conn, new AionError('usage', `request line not completed within ${seconds}s of its first byte; closing the connection`, {
+          details: { request_line_timeout_ms: SOCKET_LIMITS.requestLineTimeoutMs },
+        }));
+      } else if (conn.inFlight === 0 && now - conn.lastActive > SOCKET_LIMITS.idleTimeoutMs) {
+        // Nothing running, nothing read or flushed for that long (a client that stopped reading
+        // its replies included): closed without a word.
+        this.drop(conn);
+      }
+    }
   }
 
   private handleLine(conn: Connection, line: string): void {
@@ -168,7 +290,8 @@ export class ControlServer {
       .finally(() => {
         conn.inFlight--;
         this.inFlight--;
-        if (conn.ended && conn.inFlight === 0) conn.socket.end();
+        conn.lastActive = Date.now();
+        this.pump(conn);
         if (this.inFlight === 0) this.drained?.();
         try {
           this.options.onRequestDone?.();
@@ -196,6 +319,7 @@ export class ControlServer {
   private write(conn: Connection, line: string): void {
     const s = conn.socket;
     if (s.destroyed || !s.writable) return;
+    conn.lastActive = Date.now();
     s.write(line);
   }
 
@@ -223,10 +347,10 @@ export class ControlServer {
         return c.rollback(p.str('workflow_type'), p.deploy());
       case 'start': {
         const workflowId = p.optStr('workflow_id');
-        return c.start(p.str('workflow_type'), p.any('input'), workflowId === undefined ? {} : { workflowId });
+        return c.start(p.str('workflow_type'), p.json('input'), workflowId === undefined ? {} : { workflowId });
       }
       case 'signal':
-        return c.signal(p.str('workflow_id'), p.str('name'), p.any('input'));
+        return c.signal(p.str('workflow_id'), p.str('name'), p.json('input'));
       case 'terminate':
         return c.terminate(p.str('workflow_id'), p.str('reason'));
       case 'runs': {
@@ -244,16 +368,26 @@ export class ControlServer {
 
   /**
    * Stops serving: refuses new requests (`shutting_down`), stops accepting connections and
-   * removes the socket file, waits for the requests in flight, then closes every connection.
-   * Idempotent.
+   * removes the socket file, waits for the requests in flight until `deadline` (ms since the
+   * epoch; default: SOCKET_LIMITS.shutdownGraceMs from now), then closes every connection.
+   * Requests still running then are abandoned (`inFlightCount` says how many). Idempotent:
+   * the first call's deadline holds.
    */
-  close(): Promise<void> {
+  close(deadline = Date.now() + SOCKET_LIMITS.shutdownGraceMs): Promise<void> {
     this.closing ??= (async () => {
       this.stopping = true;
+      clearInterval(this.sweeper);
       // Closes the listening handle now ('close' itself waits for connections: not awaited).
       this.server.close(() => {});
       this.removeSocketFile();
-      if (this.inFlight > 0) await new Promise<void>((resolve) => (this.drained = resolve));
+      if (this.inFlight > 0) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          new Promise<void>((resolve) => (this.drained = resolve)),
+          new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now())))),
+        ]);
+        clearTimeout(timer);
+      }
       for (const conn of this.connections) conn.socket.destroy();
       this.connections.clear();
     })();
@@ -297,8 +431,11 @@ class Params {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new AionError('usage', `parameter '${name}' must be a whole number ≥ 0`);
     return v;
   }
-  any(name: string): unknown {
-    return this.params[name] ?? null;
+  /** A JSON value (null when absent) nested at most MAX_JSON_DEPTH deep, as `--input` is. */
+  json(name: string): unknown {
+    const v = this.params[name] ?? null;
+    if (jsonDepth(v) > MAX_JSON_DEPTH) throw new AionError('usage', `parameter '${name}' nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`);
+    return v;
   }
   deploy(): { dryRun?: boolean; message?: string } {
     const out: { dryRun?: boolean; message?: string } = {};

@@ -5,12 +5,16 @@
 //
 // Stopping: new requests are refused (`shutting_down`), the socket stops accepting and its
 // file is removed, requests in flight are waited for, then the engine closes (its shutdown
-// gate waits for admitted operations) and the holder file goes with it.
+// gate waits for admitted operations) and the holder file goes with it. All that waiting
+// ends SOCKET_LIMITS.shutdownGraceMs after the signal: what is still running then is
+// abandoned with a warning (as a crash would leave it: runs are recovered next time), and
+// `onAbandoned` tells the caller to end the process, which abandoned work keeps alive.
 import { AionError } from '../errors.js';
 import { Engine } from '../engine/engine.js';
 import { recordHolderSocket, type HolderInfo } from '../store/holder.js';
 import { serverAnswers } from '../client/remote.js';
 import { ControlServer, forwardingWarnings } from './control.js';
+import { SOCKET_LIMITS } from './limits.js';
 import { prepareSocketDir, removeStaleSocket, socketPlace } from './socket.js';
 
 export interface ServeOptions {
@@ -26,6 +30,11 @@ export interface ServeOptions {
   onReady?: (engine: Engine) => void;
   /** Runs whose workflow code stays resident between activations, at most. */
   maxResident?: number;
+  /**
+   * Called when shutdown gave up waiting (past its grace period) on work still running: the
+   * summary is still returned, and the caller should then exit the process.
+   */
+  onAbandoned?: () => void;
 }
 
 export interface ServeSummary {
@@ -62,9 +71,12 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
   let dirty = false;
   let wake: (() => void) | undefined;
   let control: ControlServer | undefined;
+  /** When waiting for work in flight ends: the grace period, counted from the signal. */
+  let deadline: number | undefined;
   const stop = () => {
     stopping = true;
-    void control?.close();
+    deadline ??= Date.now() + SOCKET_LIMITS.shutdownGraceMs;
+    void control?.close(deadline);
     wake?.();
   };
   process.once('SIGINT', stop);
@@ -96,7 +108,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
       } catch (error) {
         throw new AionError('store', `cannot record the control socket in the holder file of ${options.stateDir}: ${(error as Error).message}`, { cause: error });
       }
-      if (stopping) void control.close();
+      if (stopping) void control.close(deadline);
       options.onListening?.(place.path);
     }
     options.onInfo?.(`serving ${options.stateDir}: ${summary.recovered} active run(s) recovered`);
@@ -118,16 +130,35 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
       });
       wake = undefined;
     }
-    // Runs in the middle of a step finish it first: what they end with is what we report.
-    await engine.runs.settle();
+    // Runs in the middle of a step finish it first (within the shutdown grace): what they end
+    // with is what we report.
+    const settleBy = (deadline ??= Date.now() + SOCKET_LIMITS.shutdownGraceMs);
+    let settleTimer: NodeJS.Timeout | undefined;
+    await Promise.race([engine.runs.settle(), new Promise<void>((resolve) => (settleTimer = setTimeout(resolve, Math.max(0, settleBy - Date.now()))))]);
+    clearTimeout(settleTimer);
     summary.timers_fired = engine.runs.timersFired;
     summary.still_running = (await engine.runs.list({ status: 'running' })).length;
   } finally {
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
-    await control?.close();
+    const until = (deadline ??= Date.now() + SOCKET_LIMITS.shutdownGraceMs);
+    await control?.close(until);
+    const requests = control?.inFlightCount ?? 0;
     engine.live.clear();
-    await engine.close();
+    let timer: NodeJS.Timeout | undefined;
+    const closed = await Promise.race([
+      engine.close().then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), Math.max(0, until - Date.now())))),
+    ]);
+    clearTimeout(timer);
+    if (requests > 0 || !closed) {
+      const grace = `${SOCKET_LIMITS.shutdownGraceMs / 1000}s`;
+      options.onWarning?.(
+        `shutdown: ${requests} request(s) still in flight after ${grace} (the shutdown grace period)${closed ? '' : ' and the engine still busy'}; ` +
+          'abandoned as a crash would leave them: active runs are recovered by the next aion serve or command, and aion doctor checks the state directory',
+      );
+      if (!closed) options.onAbandoned?.();
+    }
   }
   return summary;
 }

@@ -1,6 +1,7 @@
 // aion doctor [--repair]
 import type { Command } from 'commander';
 import { action } from '../context.js';
+import { escapeText } from '../render.js';
 import type { Register } from './index.js';
 
 export const registerDoctor: Register = (program: Command, streams) => {
@@ -37,9 +38,7 @@ Examples:
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
           command: `aion doctor${opts.repair ? ' --repair' : ''}`,
           onWait: (holder) =>
-            ctx.out.streams.stderr.write(
-              `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
-            ),
+            ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
           whileWaiting: async (holder) => {
             if (holder?.socket) {
               throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
@@ -61,7 +60,7 @@ Examples:
           if (report.problems.length === 0) return `${c.green('ok')}: no problems found in ${ctx.globals.stateDir}`;
           const lines = report.problems.map((p) => {
             const tag = repaired.has(p) ? c.green('repaired') : p.repairable ? c.yellow('repairable') : c.red('not repairable');
-            return `${tag}  ${c.bold(p.kind)} ${c.dim(p.key)}\n    ${p.message}`;
+            return `${tag}  ${c.bold(p.kind)} ${c.dim(p.key)}\n    ${escapeText(p.message)}`;
           });
           const left = report.problems.length - report.repaired.length;
           const repairable = report.problems.filter((p) => p.repairable && !repaired.has(p)).length;

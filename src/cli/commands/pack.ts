@@ -2,7 +2,7 @@
 // The package code (fflate, zlib, crypto) is imported inside the action, never at start-up.
 import type { Command } from 'commander';
 import { action } from '../context.js';
-import { shortVersion } from '../render.js';
+import { escapeText, shortVersion } from '../render.js';
 import type { Streams } from '../output.js';
 
 export function registerPack(program: Command, streams: Streams): void {
@@ -39,7 +39,7 @@ Examples:
         };
         out.result(result, () => {
           const count = `${pkg.modules.size} module${pkg.modules.size === 1 ? '' : 's'}`;
-          return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(shortVersion(out, pkg.version))} → ${path} (${count})`;
+          return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(shortVersion(out, pkg.version))} → ${escapeText(path)} (${count})`;
         });
       }, streams),
     );

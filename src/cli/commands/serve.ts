@@ -33,6 +33,7 @@ Examples:
           throw new AionError('usage', `--max-resident needs a whole number from 1 to 10000000, got '${opts.maxResident}'`);
         }
         const { serve } = await import('../../server/serve.js');
+        let abandoned = false;
         const summary = await serve({
           stateDir: ctx.globals.stateDir,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
@@ -41,13 +42,15 @@ Examples:
           onWarning: (m) => ctx.out.warn(m),
           onInfo: (m) => ctx.out.info(m),
           onWait: (holder) =>
-            ctx.out.streams.stderr.write(
-              `waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}\n`,
-            ),
+            ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
           // The readiness line, always (scripts and supervisors wait for it).
-          onListening: (socketPath) => ctx.out.streams.stderr.write(`listening on ${socketPath}\n`),
+          onListening: (socketPath) => ctx.out.notice(`listening on ${socketPath}`),
+          onAbandoned: () => (abandoned = true),
         });
         ctx.out.result(summary, () => `stopped: ${summary.recovered} run(s) recovered, ${summary.timers_fired} timer(s) fired, ${summary.still_running} still running`);
+        // Work abandoned past the shutdown grace period would keep the process alive: exit now
+        // (stdout and stderr are written synchronously to files, pipes and terminals).
+        if (abandoned) process.exit(0);
       }, streams),
     );
 };

@@ -4,7 +4,7 @@ import { action } from '../context.js';
 import { withClient } from '../client.js';
 import type { Output } from '../output.js';
 import type { RunDetail } from '../../engine/types.js';
-import { shortVersion, when } from '../render.js';
+import { escapeText, shortVersion, when } from '../render.js';
 import type { Register } from './index.js';
 
 export function statusText(out: Output, status: string): string {
@@ -32,7 +32,7 @@ export function outcomeText(out: Output, run: Pick<RunDetail, 'status' | 'result
     const json = JSON.stringify(run.result);
     return `  result ${out.isTTY && json.length > 200 ? json.slice(0, 199) + '…' : json}`;
   }
-  if (run.error) return `  ${out.c.red('error')}  ${run.error.message}`;
+  if (run.error) return `  ${out.c.red('error')}  ${escapeText(run.error.message)}`;
   return '';
 }
 
@@ -55,9 +55,9 @@ Examples:
         ctx.out.result(run, () => {
           const lines = [
             `${c.bold(run.workflow_id)}  ${statusText(ctx.out, run.status)}`,
-            `  type     ${run.workflow_type}`,
+            `  type     ${escapeText(run.workflow_type)}`,
             `  version  ${c.cyan(shortVersion(ctx.out, run.version))}`,
-            `  run      ${run.run_id}`,
+            `  run      ${escapeText(run.run_id)}`,
             `  started  ${when(ctx.out, run.started_at)}`,
             `  updated  ${when(ctx.out, run.updated_at)}`,
           ];
@@ -67,7 +67,7 @@ Examples:
           for (const [i, e] of (run.history as { type: string; at: number }[]).entries()) {
             const { type, at, ...rest } = e;
             const detail = JSON.stringify(rest);
-            lines.push(`    ${String(i + 1).padStart(3)}  ${c.dim(new Date(at).toISOString())}  ${type}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
+            lines.push(`    ${String(i + 1).padStart(3)}  ${c.dim(new Date(at).toISOString())}  ${escapeText(type)}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
           }
           return lines.join('\n');
         });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
 import { parseInput } from '../input.js';
-import { shortVersion } from '../render.js';
+import { escapeText, shortVersion } from '../render.js';
 import { outcomeText, statusText } from './show.js';
 import type { Register } from './index.js';
 
@@ -36,7 +36,7 @@ Examples:
           return { result: started, final: ended };
         });
         ctx.out.result(result, () => {
-          const head = `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${result.workflow_type} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`;
+          const head = `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${escapeText(result.workflow_type)} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`;
           if (!final) return head;
           const successor = final.run_id !== result.run_id ? `\n  now    run ${final.run_id} ${statusText(ctx.out, final.status)}` : '';
           const outcome = outcomeText(ctx.out, final);

@@ -8,6 +8,7 @@ import { LOAD_STEPS, type LoadProgressDetail, type LoadStep } from '../../engine
 import type { LoadOutcome } from '../../engine/types.js';
 import type { Streams } from '../output.js';
 import { Spinner } from './spinner.js';
+import { escapeText } from '../../escape.js';
 
 export const STEP_LABELS: Record<LoadStep, string> = {
   read: 'read archive',
@@ -158,7 +159,7 @@ export function LoadView({ store, color }: { store: LoadProgressStore; color: bo
     <Box flexDirection="column">
       <Text>
         {state.finished === undefined ? <Spinner color={color} /> : state.finished === 'ok' ? <Text color={color ? 'green' : undefined}>✓</Text> : <Text color={color ? 'red' : undefined}>✗</Text>}
-        <Text bold={color}>{` load ${state.archive}`}</Text>
+        <Text bold={color}>{` load ${escapeText(state.archive)}`}</Text>
         {state.remote ? <Text dimColor={color}>{` via ${state.remote}`}</Text> : null}
       </Text>
       {LOAD_STEPS.map((step) => (

@@ -5,7 +5,8 @@ import { useEffect, useState } from 'react';
 import { Box, Text, render, useApp, useInput } from 'ink';
 import type { RunSummary, VersionInfo } from '../../engine/types.js';
 import type { Output, Streams } from '../output.js';
-import { relativeTime, shortVersion, table } from '../render.js';
+import { escapeText, relativeTime, shortVersion, table } from '../render.js';
+import { finishText } from '../output.js';
 import { statusText } from '../commands/show.js';
 import { Spinner } from './spinner.js';
 
@@ -31,7 +32,7 @@ export function renderTop(out: Output, snap: TopSnapshot, rows: number): string 
   const routed = snap.versions.filter((v) => v.route_active);
   lines.push(c.bold('ROUTES'));
   if (routed.length === 0) lines.push(c.dim('  no workflow type is routed (aion load <archive>)'));
-  for (const v of routed) lines.push(`  ${v.workflow_type} → ${c.cyan(shortVersion(out, v.version))} ${c.dim(`loaded ${relativeTime(v.loaded_at, now)}`)}`);
+  for (const v of routed) lines.push(`  ${escapeText(v.workflow_type)} → ${c.cyan(shortVersion(out, v.version))} ${c.dim(`loaded ${relativeTime(v.loaded_at, now)}`)}`);
   lines.push('');
   lines.push(c.bold('VERSIONS'));
   if (snap.versions.length === 0) lines.push(c.dim('  none loaded'));
@@ -70,7 +71,8 @@ export function renderTop(out: Output, snap: TopSnapshot, rows: number): string 
     lines.push(...t.split('\n').map((l) => '  ' + l));
     if (ordered.length > shown.length) lines.push(c.dim(`  … and ${ordered.length - shown.length} more (aion runs)`));
   }
-  return lines.join('\n');
+  // The view's text boundary, as Output's is for printed text.
+  return finishText(lines.join('\n'));
 }
 
 export function TopView(props: { out: Output; fetch: TopFetch; intervalMs: number; stateDir: string; keyboard: boolean; rows: number }) {
@@ -113,12 +115,12 @@ export function TopView(props: { out: Output; fetch: TopFetch; intervalMs: numbe
     <Box flexDirection="column">
       <Text wrap="truncate-end">
         <Text bold={color}>aion top</Text>
-        <Text dimColor={color}>{`  ${props.stateDir}`}</Text>
+        <Text dimColor={color}>{`  ${escapeText(props.stateDir)}`}</Text>
         {snap ? <Text dimColor={color}>{`  · ${snap.via} · ${new Date(snap.at).toLocaleTimeString()}`}</Text> : null}
         {props.keyboard ? <Text dimColor={color}>{'  · q to quit'}</Text> : null}
       </Text>
-      {note ? <Text color={color ? 'yellow' : undefined} wrap="truncate-end">{note}</Text> : null}
-      {error ? <Text color={color ? 'red' : undefined} wrap="truncate-end">{`error: ${error}`}</Text> : null}
+      {note ? <Text color={color ? 'yellow' : undefined} wrap="truncate-end">{escapeText(note)}</Text> : null}
+      {error ? <Text color={color ? 'red' : undefined} wrap="truncate-end">{`error: ${escapeText(error)}`}</Text> : null}
       {snap ? (
         <Box marginTop={1}>
           <Text wrap="truncate-end">{renderTop(props.out, snap, props.rows - 3)}</Text>
