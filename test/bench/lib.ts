@@ -143,7 +143,7 @@ export function figure(f: Omit<Figure, 'subject_median' | 'baseline_median' | 'r
   const b = median(f.samples.baseline);
   const ratio = s / b;
   const met = f.target.op === '<=' ? ratio <= f.target.ratio : ratio >= f.target.ratio;
-  return { ...f, subject_median: round(s), baseline_median: round(b), ratio: round(ratio, 3), verdict: met ? 'met' : 'missed' };
+  return { ...f, subject_median: round(s), baseline_median: round(b), ratio: round(ratio, ratio < 0.1 ? 5 : 3), verdict: met ? 'met' : 'missed' };
 }
 
 export function round(x: number, digits = 2): number {
@@ -163,7 +163,7 @@ export function renderTable(figures: readonly Figure[]): string {
     f.figure,
     fmt(f.subject_median, f.unit),
     f.baseline_median === null ? f.baseline : `${fmt(f.baseline_median, f.unit)}  ${f.baseline}`,
-    f.ratio === null ? '—' : `${f.ratio.toFixed(2)}×`,
+    f.ratio === null ? '—' : `${f.ratio >= 0.1 || f.ratio === 0 ? f.ratio.toFixed(2) : f.ratio.toPrecision(2)}×`,
     f.target === null ? '—' : `${f.target.op === '<=' ? '≤' : '≥'} ${f.target.ratio}×`,
     f.verdict,
   ]);
