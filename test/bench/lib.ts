@@ -121,23 +121,29 @@ export interface Figure {
   id: string;
   figure: string;
   baseline: string;
-  unit: 'ms' | 'MB' | 'runs/s';
+  unit: 'ms' | 'MB' | 'KB' | 'runs/s' | 'steps/s';
   subject_median: number;
-  baseline_median: number;
-  /** subject_median / baseline_median. */
-  ratio: number;
-  target: { op: '<=' | '>='; ratio: number };
-  verdict: 'met' | 'missed';
+  /** Null for a figure reported on its own (no baseline, no target). */
+  baseline_median: number | null;
+  /** subject_median / baseline_median (null without a baseline). */
+  ratio: number | null;
+  /** Null: a figure reported without a target. */
+  target: { op: '<=' | '>='; ratio: number } | null;
+  verdict: 'met' | 'missed' | 'reported';
   samples: { subject: number[]; baseline: number[] };
   notes?: string;
 }
 
 export function figure(f: Omit<Figure, 'subject_median' | 'baseline_median' | 'ratio' | 'verdict'>): Figure {
   const s = median(f.samples.subject);
+  if (f.samples.baseline.length === 0 || f.target === null) {
+    const b = f.samples.baseline.length === 0 ? null : median(f.samples.baseline);
+    return { ...f, subject_median: round(s), baseline_median: b === null ? null : round(b), ratio: b === null ? null : round(s / b, 3), verdict: 'reported' };
+  }
   const b = median(f.samples.baseline);
   const ratio = s / b;
   const met = f.target.op === '<=' ? ratio <= f.target.ratio : ratio >= f.target.ratio;
-  return { ...f, subject_median: round(s), baseline_median: round(b), ratio: round(ratio, 3), verdict: met ? 'met' : 'missed' };
+  return { ...f, subject_median: round(s), baseline_median: round(b), ratio: round(ratio, ratio < 0.1 ? 5 : 3), verdict: met ? 'met' : 'missed' };
 }
 
 export function round(x: number, digits = 2): number {
@@ -156,9 +162,9 @@ export function renderTable(figures: readonly Figure[]): string {
   const rows = figures.map((f) => [
     f.figure,
     fmt(f.subject_median, f.unit),
-    `${fmt(f.baseline_median, f.unit)}  ${f.baseline}`,
-    `${f.ratio.toFixed(2)}×`,
-    `${f.target.op === '<=' ? '≤' : '≥'} ${f.target.ratio}×`,
+    f.baseline_median === null ? f.baseline : `${fmt(f.baseline_median, f.unit)}  ${f.baseline}`,
+    f.ratio === null ? '—' : `${f.ratio >= 0.1 || f.ratio === 0 ? f.ratio.toFixed(2) : f.ratio.toPrecision(2)}×`,
+    f.target === null ? '—' : `${f.target.op === '<=' ? '≤' : '≥'} ${f.target.ratio}×`,
     f.verdict,
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -35,6 +35,12 @@ interface Settings {
   flip: { startsPerLoop: number; flips: number };
   seeded: { runs: number; active: number };
   big: { modules: number; inflatedBytes: number };
+  /** P8: one run of `long` steps against `long / short` runs of `short` steps. */
+  linear: { long: number; short: number; reps: number };
+  /** P9: steps of the measured run. */
+  stepCost: { steps: number; reps: number };
+  /** Runs parked on a signal in one engine, for resident memory per run. */
+  parked: { runs: number };
 }
 
 function settings(quick: boolean): Settings {
@@ -45,6 +51,9 @@ function settings(quick: boolean): Settings {
     flip: quick ? { startsPerLoop: 40, flips: 5 } : { startsPerLoop: 150, flips: 15 },
     seeded: { runs: 100_000, active: 10_000 },
     big: { modules: 2000, inflatedBytes: 66 * 1024 * 1024 },
+    linear: quick ? { long: 200, short: 20, reps: 3 } : { long: 1000, short: 100, reps: 3 },
+    stepCost: quick ? { steps: 100, reps: 3 } : { steps: 200, reps: 5 },
+    parked: { runs: quick ? 2000 : 10_000 },
   };
 }
 
@@ -266,12 +275,96 @@ async function throughput(s: Settings, work: string): Promise<Figure[]> {
   return [
     figure({
       id: 'throughput',
-      figure: 'starts + completions per second, trivial workflow, one process',
+      figure: 'P7: starts + completions per second, trivial workflow, one process',
       baseline: 'the same batches appended to LevelDB by a bare script',
       unit: 'runs/s',
       samples: { subject: r.a, baseline: r.b },
       target: { op: '>=', ratio: 0.5 },
-      notes: `${s.throughputRuns} sequential engine.runs.start of hello_v2 per sample; engine writes ${shape}; the baseline replays exactly those batches (same keys shape, sizes, sync:false)`,
+      notes: `P7. ${s.throughputRuns} sequential engine.runs.start of hello_v2 per sample; engine writes ${shape}; the baseline replays exactly those batches (same keys shape, sizes, sync:false)`,
+    }),
+  ];
+}
+
+/** P8: is a run's cost linear in its length? One long run against (long/short) short runs. */
+async function linear(s: Settings, work: string): Promise<Figure[]> {
+  const stepper = await packFixture('stepper', path.join(work, 'pk'));
+  const { long, short, reps } = s.linear;
+  const count = long / short;
+  let n = 0;
+  const r = await interleave(
+    reps,
+    async () => (await runWorker<{ ms: number }>(['steps', path.join(work, `long-${n++}`), stepper.path, String(long), '1'])).ms,
+    async () => (await runWorker<{ ms: number }>(['steps', path.join(work, `short-${n++}`), stepper.path, String(short), String(count)])).ms,
+  );
+  const sizes = s.quick ? ` (quick mode: ${long} vs ${count} × ${short} steps instead of 1,000 vs 10 × 100; the same ${count}× length ratio, so the same linearity test, at a smaller scale)` : '';
+  return [
+    figure({
+      id: 'steps_linear',
+      figure: `P8: a ${long.toLocaleString('en')}-step run ÷ ${count} × a ${short}-step run`,
+      baseline: `${count} sequential ${short}-step runs, same process`,
+      unit: 'ms',
+      samples: { subject: r.a.map((v) => round(v)), baseline: r.b.map((v) => round(v)) },
+      target: { op: '<=', ratio: 1.2 },
+      notes: `in-process (Engine.open, loadPackage, runs.start of fixtures/stepper: n sequential ctx.activity calls of a trivial activity), each sample a fresh process and state directory after a 5-step warm-up run; per-step medians ${(median(r.a) / long).toFixed(2)} ms (long) vs ${(median(r.b) / long).toFixed(2)} ms (short)${sizes}`,
+    }),
+  ];
+}
+
+/** P9: what one activity step costs against a bare LevelDB append of that step's events. */
+async function stepCost(s: Settings, work: string): Promise<Figure[]> {
+  const stepper = await packFixture('stepper', path.join(work, 'pk'));
+  const { steps, reps } = s.stepCost;
+  const template = path.join(work, 'step-template.json');
+  let n = 0;
+  let shape = '';
+  const r = await interleave(
+    reps,
+    async () => {
+      const x = await runWorker<{ steps_per_s: number; per_step_ms: number; ops_per_step: number; bytes_per_step: number; events: number }>([
+        'step-time',
+        path.join(work, `step-state-${n++}`),
+        stepper.path,
+        String(steps),
+        template,
+      ]);
+      shape = `${x.events} events; ${x.ops_per_step} puts and ${Math.round(x.bytes_per_step)} bytes per step batch`;
+      return x.steps_per_s;
+    },
+    async () => {
+      if (n === 0) throw new Error('internal: the baseline needs the template of a measured run');
+      return (await runWorker<{ steps_per_s: number }>(['step-append', path.join(work, `step-bare-${n}`), template])).steps_per_s;
+    },
+  );
+  return [
+    figure({
+      id: 'step_cost',
+      figure: `P9: activity steps per second, ${steps}-step run (ratio = bare time ÷ our time per step)`,
+      baseline: "a bare LevelDB append of each step's events + run record",
+      unit: 'steps/s',
+      samples: { subject: r.a.map((v) => round(v)), baseline: r.b.map((v) => round(v)) },
+      target: { op: '>=', ratio: 0.3 },
+      notes: `in-process run of fixtures/stepper (${steps} sequential ctx.activity calls), timed start to completion; per step ${(1000 / median(r.a)).toFixed(3)} ms vs bare ${(1000 / median(r.b)).toFixed(3)} ms. Baseline: after the run, with the engine closed, its history events and run record are read back from the state directory and replayed with level alone, one batch per step (that step's events + a put of the run record), same keys and sizes, sync:false; ${shape}`,
+    }),
+  ];
+}
+
+/** Resident memory per run parked on a signal in one engine process (no target). */
+async function parkedMemory(s: Settings, work: string): Promise<Figure[]> {
+  const approval = await packFixture('approval', path.join(work, 'pk'));
+  const x = await runWorker<{ kb_per_run: number; heap_kb_per_run: number; rss_before_mb: number; rss_after_mb: number; resident_all: boolean; gc: boolean; start_ms: number; count: number }>(
+    ['parked', path.join(work, 'parked-state'), approval.path, String(s.parked.runs)],
+    { nodeFlags: ['--expose-gc'] },
+  );
+  const quickNote = s.quick ? ` (quick mode: ${s.parked.runs.toLocaleString('en')} runs instead of 10,000)` : '';
+  return [
+    figure({
+      id: 'parked_memory',
+      figure: `resident memory per run parked on ctx.signal, ${s.parked.runs.toLocaleString('en')} runs in one engine`,
+      baseline: `(RSS after − RSS before) ÷ runs; RSS ${x.rss_before_mb.toFixed(0)} → ${x.rss_after_mb.toFixed(0)} MB`,
+      unit: 'KB',
+      samples: { subject: [round(x.kb_per_run, 2)], baseline: [] },
+      target: null,
+      notes: `in-process, in a child process of its own (as aion serve: engine.runs.residentAll ${x.resident_all ? 'set' : 'not available'}), fixtures/approval runs started one after another and left parked; RSS measured after ${x.gc ? 'forced GC' : 'no GC (gc unavailable)'} before and after; V8 heap used ${x.heap_kb_per_run.toFixed(2)} KB per run; starting them took ${Math.round(x.start_ms)} ms${quickNote}`,
     }),
   ];
 }
@@ -282,6 +375,9 @@ const BENCHES: Record<string, (s: Settings, work: string) => Promise<Figure[]>> 
   scale,
   flip,
   throughput,
+  linear,
+  step_cost: stepCost,
+  parked: parkedMemory,
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -306,7 +402,7 @@ async function main(argv: string[]): Promise<number> {
       mkdirSync(path.join(work, id), { recursive: true });
       const got = await bench(s, path.join(work, id));
       figures.push(...got);
-      for (const f of got) log(`${f.id}: ${f.subject_median} ${f.unit} vs ${f.baseline_median} ${f.unit} → ${f.ratio}× (${f.verdict})`);
+      for (const f of got) log(f.baseline_median === null ? `${f.id}: ${f.subject_median} ${f.unit} (${f.verdict})` : `${f.id}: ${f.subject_median} ${f.unit} vs ${f.baseline_median} ${f.unit} → ${f.ratio}× (${f.verdict})`);
       log(`${id} took ${((nowMs() - b0) / 1000).toFixed(1)} s`);
     }
   } finally {
@@ -322,7 +418,7 @@ async function main(argv: string[]): Promise<number> {
   };
   writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(`\n${renderTable(figures)}\n\n`);
-  process.stdout.write(`${figures.filter((f) => f.verdict === 'met').length}/${figures.length} targets met; ${result.machine.cores} cores, ${result.machine.cpu}, Node ${result.machine.node}; ${result.duration_s} s\n`);
+  process.stdout.write(`${figures.filter((f) => f.verdict === 'met').length}/${figures.filter((f) => f.target !== null).length} targets met; ${result.machine.cores} cores, ${result.machine.cpu}, Node ${result.machine.node}; ${result.duration_s} s\n`);
   process.stdout.write(`results: ${path.relative(process.cwd(), out) || out}\n`);
   return 0;
 }
