@@ -309,12 +309,13 @@ export class Driver {
       entryFunction: entry.entryFunction,
       activities: entry.manifest.activities,
     };
-    const result = await pool.activate(rec.run_id, init, events);
+    // A run whose thread died under it is replayed alone, in a thread of its own: a limit it
+    // hits there is its own (in the shared thread a neighbour's growth or stall may have been).
+    const isolated = state.deaths > 0;
+    const result = await pool.activate(rec.run_id, init, events, { isolated });
     state.pending = [];
     if ('lost' in result) {
-      // A time bound is the run's own doing; a heap overflow may be anyone's in that thread:
-      // the run is retried once, replayed alone in a fresh thread, before it is failed.
-      if (result.lost !== 'time' && state.deaths++ === 0) return true;
+      if (state.deaths++ === 0) return true;
       const { limitError } = await import('../runtime/pool.js');
       const bound = result.lost === 'time' ? pool.limits.activationTimeoutMs : pool.limits.workflowMemoryMb;
       await this.end(state, produced, { status: 'failed', commands: [], error: limitError(result.lost, 'workflow code', bound) }, wake);

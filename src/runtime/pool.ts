@@ -1,5 +1,6 @@
 // The engine's side of user code: worker threads that run it, with limits. Workflow code runs
-// in one workflow thread (its runs resident there between activations); activities run in a
+// in workflow threads (lanes; a run stays resident in its lane between activations, and a second
+// lane starts only when the first is stalled behind a long step); activities run in a
 // small pool of activity threads, one call per thread at a time. Each thread has a heap limit
 // (`resourceLimits`); a workflow activation that makes no progress for the activation bound,
 // or an activity that outlives its time bound, has its thread terminated. The engine thread
@@ -25,7 +26,7 @@ export type FromWorker =
   | { t: 'log'; id: number; level: string; text: string };
 
 export interface PoolLimits {
-  /** Heap of the workflow thread (all resident runs together), MiB. */
+  /** Heap of each workflow thread (all runs resident in it together), MiB. */
   workflowMemoryMb: number;
   /** Heap of each activity thread, MiB. */
   activityMemoryMb: number;
@@ -35,6 +36,8 @@ export interface PoolLimits {
   verifyTimeoutMs: number;
   /** Activity threads at most (calls beyond wait their turn). */
   activityThreads: number;
+  /** Workflow threads at most: more start only while every one is stalled behind a long step. */
+  workflowThreads: number;
 }
 
 const positive = (text: string | undefined, fallback: number): number => {
@@ -42,7 +45,7 @@ const positive = (text: string | undefined, fallback: number): number => {
   return Number.isFinite(n) && n > 0 ? n : fallback;
 };
 
-/** The limits, from `AION_WORKFLOW_MEMORY_MB`, `AION_ACTIVITY_MEMORY_MB`, `AION_ACTIVITY_THREADS`. */
+/** The limits, from `AION_WORKFLOW_MEMORY_MB`, `AION_ACTIVITY_MEMORY_MB`, `AION_ACTIVITY_THREADS`, `AION_WORKFLOW_THREADS`. */
 export function defaultLimits(env: NodeJS.ProcessEnv = process.env): PoolLimits {
   return {
     workflowMemoryMb: positive(env.AION_WORKFLOW_MEMORY_MB, 1024),
@@ -50,6 +53,7 @@ export function defaultLimits(env: NodeJS.ProcessEnv = process.env): PoolLimits 
     activationTimeoutMs: 1000,
     verifyTimeoutMs: 2000,
     activityThreads: Math.floor(positive(env.AION_ACTIVITY_THREADS, 4)),
+    workflowThreads: Math.floor(positive(env.AION_WORKFLOW_THREADS, 4)),
   };
 }
 
@@ -69,6 +73,8 @@ class Thread {
   private terminating: Death | undefined;
   readonly progress = new Int32Array(new SharedArrayBuffer(4));
   readonly exited: Promise<void>;
+  /** Resolves once the thread runs (or has died). */
+  readonly ready: Promise<void>;
   onDeath: ((why: Death) => void) | undefined;
 
   constructor(mode: 'workflow' | 'activity', memoryMb: number) {
@@ -79,6 +85,10 @@ class Thread {
       stderr: false,
     });
     this.worker.unref();
+    this.ready = new Promise((resolve) => {
+      this.worker.once('online', () => resolve());
+      this.worker.once('exit', () => resolve());
+    });
     this.worker.on('message', (m: FromWorker) => {
       const entry = this.pending.get(m.id);
       if (!entry) return;
@@ -96,7 +106,8 @@ class Thread {
     });
     this.exited = new Promise((resolve) => {
       this.worker.once('exit', () => {
-        this.dead = this.terminating ?? (oom ? 'memory' : 'crash');
+        // A heap overflow is what it is, even when a time bound fired while the heap thrashed.
+        this.dead = oom ? 'memory' : (this.terminating ?? 'crash');
         const why = this.dead;
         for (const entry of this.pending.values()) entry.resolve({ t: 'reply', id: -1, failure: `thread died: ${why}` });
         this.pending.clear();
@@ -139,14 +150,65 @@ export type ActivationResult = { activation: Activation } | { lost: Death };
 
 export type SourcesOf = (version: string) => Promise<[string, string][]> | [string, string][];
 
+/**
+ * One workflow thread and the runs resident in it, with its own queue: requests to one lane
+ * run one at a time (a thread runs one step at a time anyway), lanes run side by side.
+ */
+class Lane {
+  thread: Thread | undefined;
+  readonly runs = new Set<string>();
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Requests queued or running. */
+  waiting = 0;
+  /** When the request running now started (undefined: idle). */
+  busySince: number | undefined;
+
+  constructor(private readonly memoryMb: number) {}
+
+  /** The lane's live thread (a fresh one after a death, with no run resident). */
+  live(): Thread {
+    if (this.thread === undefined || this.thread.dead !== undefined) {
+      const thread = new Thread('workflow', this.memoryMb);
+      thread.onDeath = () => {
+        if (this.thread === thread) {
+          this.thread = undefined;
+          this.runs.clear();
+        }
+      };
+      this.thread = thread;
+      this.runs.clear();
+    }
+    return this.thread;
+  }
+
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    this.waiting++;
+    const run = async () => {
+      this.busySince = Date.now();
+      try {
+        return await fn();
+      } finally {
+        this.busySince = undefined;
+        this.waiting--;
+      }
+    };
+    const next = this.queue.then(run, run);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+}
+
+/** A lane whose request has run this long counts as stalled: new runs go to another lane. */
+const STALLED_MS = 50;
+
 export class CodePool {
-  private workflow: Thread | undefined;
-  /** Runs resident in the workflow thread (their slots live there). */
-  private readonly resident = new Set<string>();
-  private workflowQueue: Promise<unknown> = Promise.resolve();
+  /** Workflow threads: a run stays in its lane while resident; new ones go to a free lane. */
+  private readonly lanes: Lane[] = [];
+  private readonly home = new Map<string, Lane>();
   private readonly idle: Thread[] = [];
   private readonly all = new Set<Thread>();
   private readonly waiting: Array<(thread: Thread) => void> = [];
+  private readonly isolated = new Set<Thread>();
   private closed = false;
 
   constructor(
@@ -155,39 +217,52 @@ export class CodePool {
   ) {}
 
   isResident(runId: string): boolean {
-    return this.resident.has(runId);
+    const lane = this.home.get(runId);
+    return lane !== undefined && lane.runs.has(runId);
   }
 
   get residentCount(): number {
-    return this.resident.size;
+    let n = 0;
+    for (const lane of this.lanes) n += lane.runs.size;
+    return n;
   }
 
-  /** Drops a run's slot from the workflow thread (eviction, or its end). Never throws. */
+  /** Drops a run's slot from its workflow thread (eviction, or its end). Never throws. */
   dropRun(runId: string): void {
-    if (!this.resident.delete(runId)) return;
-    this.workflow?.post({ t: 'drop-run', runId });
+    const lane = this.home.get(runId);
+    this.home.delete(runId);
+    if (lane === undefined || !lane.runs.delete(runId)) return;
+    lane.thread?.post({ t: 'drop-run', runId });
   }
 
   /** Forgets a version in every thread (after an unload). Never throws. */
   dropVersion(version: string): void {
-    for (const thread of [this.workflow, ...this.all]) {
+    for (const thread of [...this.lanes.map((l) => l.thread), ...this.all]) {
       if (thread?.versions.delete(version)) thread.post({ t: 'drop-version', version });
     }
   }
 
-  private workflowThread(): Thread {
-    if (this.workflow === undefined || this.workflow.dead !== undefined) {
-      const thread = new Thread('workflow', this.limits.workflowMemoryMb);
-      thread.onDeath = () => {
-        if (this.workflow === thread) {
-          this.workflow = undefined;
-          this.resident.clear();
-        }
-      };
-      this.workflow = thread;
-      this.resident.clear();
+  /**
+   * The lane of a run: its own while it is resident; else an idle lane (the one with the fewest
+   * runs), or a new lane while there are fewer than the limit and every lane is stalled behind a
+   * long step, or the least busy one. So one run's long (or endless) step delays only the runs
+   * resident in its lane.
+   */
+  private laneFor(runId: string | undefined): Lane {
+    if (runId !== undefined) {
+      const lane = this.home.get(runId);
+      if (lane !== undefined && lane.runs.has(runId)) return lane;
     }
-    return this.workflow;
+    const now = Date.now();
+    const free = this.lanes.filter((l) => l.waiting === 0).sort((a, b) => a.runs.size - b.runs.size)[0];
+    if (free) return free;
+    const unstalled = this.lanes.filter((l) => l.busySince === undefined || now - l.busySince < STALLED_MS);
+    if (this.lanes.length === 0 || (unstalled.length === 0 && this.lanes.length < this.limits.workflowThreads)) {
+      const lane = new Lane(this.limits.workflowMemoryMb);
+      this.lanes.push(lane);
+      return lane;
+    }
+    return (unstalled.length > 0 ? unstalled : this.lanes).sort((a, b) => a.waiting - b.waiting)[0]!;
   }
 
   private async withVersion(thread: Thread, version: string): Promise<void> {
@@ -199,35 +274,61 @@ export class CodePool {
     }
   }
 
-  /** Workflow-thread requests run one at a time, each watched for progress. */
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.workflowQueue.then(fn, fn);
-    this.workflowQueue = next.catch(() => undefined);
-    return next;
-  }
-
   /**
-   * Activates a run in the workflow thread (see CodeHost.activate): `init` and the whole history
+   * Activates a run in a workflow thread (see CodeHost.activate): `init` and the whole history
    * when the run is not resident, else only its new events. A step that makes no progress for
    * the activation bound terminates the thread (`lost: 'time'`); a heap overflow loses it too
    * (`lost: 'memory'`) — every run resident there is then gone, and is replayed when next
-   * activated. Throws only when the pool is closed.
+   * activated. With `isolated`, the run is replayed alone in a thread of its own. Throws only
+   * when the pool is closed.
    */
-  activate(runId: string, init: RunInit, events: WorkflowEvent[]): Promise<ActivationResult> {
-    return this.serial(async () => {
+  activate(runId: string, init: RunInit, events: WorkflowEvent[], options: { isolated?: boolean } = {}): Promise<ActivationResult> {
+    if (options.isolated) return this.activateIsolated(runId, init, events);
+    const lane = this.laneFor(runId);
+    return lane.serial(async () => {
       if (this.closed) throw new Error('the code pool is closed');
-      const thread = this.workflowThread();
+      const thread = lane.live();
       await this.withVersion(thread, init.version);
-      const resident = this.resident.has(runId);
+      const resident = lane.runs.has(runId);
+      if (!resident) this.dropRun(runId);
       const reply = await this.watched(thread, this.limits.activationTimeoutMs, (id) => ({ t: 'activate', id, runId, init: resident ? undefined : init, events }));
       if (reply.activation === undefined) {
-        this.resident.delete(runId);
+        lane.runs.delete(runId);
+        this.home.delete(runId);
         return { lost: thread.dead ?? 'crash' };
       }
-      if (reply.activation.status === 'blocked') this.resident.add(runId);
-      else this.resident.delete(runId);
+      if (reply.activation.status === 'blocked') {
+        lane.runs.add(runId);
+        this.home.set(runId, lane);
+      } else {
+        lane.runs.delete(runId);
+        this.home.delete(runId);
+      }
       return { activation: reply.activation };
     });
+  }
+
+  /**
+   * Replays a run alone in a thread of its own, which is terminated afterwards (the run is then
+   * resident nowhere). For a run whose thread died under it: a death there is its own doing.
+   * `events` must be the run's whole history.
+   */
+  private async activateIsolated(runId: string, init: RunInit, events: WorkflowEvent[]): Promise<ActivationResult> {
+    if (this.closed) throw new Error('the code pool is closed');
+    this.dropRun(runId);
+    const thread = new Thread('workflow', this.limits.workflowMemoryMb);
+    this.isolated.add(thread);
+    try {
+      await this.withVersion(thread, init.version);
+      // A confirmation, not a race: three bounds, so a run starved of CPU by its neighbours'
+      // limits (say, a heap filling up while others spin) is judged by what it does itself.
+      const reply = await this.watched(thread, 3 * this.limits.activationTimeoutMs, (id) => ({ t: 'activate', id, runId, init, events }));
+      if (reply.activation === undefined) return { lost: thread.dead ?? 'crash' };
+      return { activation: reply.activation };
+    } finally {
+      this.isolated.delete(thread);
+      void thread.kill('crash');
+    }
   }
 
   /**
@@ -236,11 +337,12 @@ export class CodePool {
    * the thread (it is respawned for the next request).
    */
   verify(version: string, sources: [string, string][], entry: string, entryFunction: string, activities: readonly string[]): Promise<string> {
-    return this.serial(async () => {
+    const lane = this.laneFor(undefined);
+    return lane.serial(async () => {
       if (this.closed) throw new Error('the code pool is closed');
       // A scratch name, so a dry run or a refused package leaves nothing behind.
       const scratch = `verify:${version}:${Date.now()}`;
-      const thread = this.workflowThread();
+      const thread = lane.live();
       thread.post({ t: 'version', version: scratch, modules: sources });
       const reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }));
       thread.post({ t: 'drop-version', version: scratch });
@@ -251,24 +353,43 @@ export class CodePool {
     });
   }
 
-  /** Sends a request and kills the thread when it makes no step for `boundMs`. */
+  /**
+   * Sends a request and kills the thread when it makes no step for `boundMs` (checked four
+   * times per bound, so a hang is noticed within 1.25 bounds). The clock starts once the thread
+   * is up: booting a fresh thread is not the code's time.
+   */
   private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
+    await thread.ready;
     let last = Atomics.load(thread.progress, 0);
-    let timer: NodeJS.Timeout | undefined;
-    const check = () => {
+    let since = Date.now();
+    // A step filling its heap may be slow to die of it (the collector thrashes near the limit):
+    // while the process grows by half the thread's heap limit, the step gets a few more bounds,
+    // so that a heap overflow is reported as one rather than as a time bound.
+    let rss = process.memoryUsage.rss();
+    let extensions = 0;
+    const growth = (this.limits.workflowMemoryMb * 1024 * 1024) / 2;
+    const tick = Math.max(5, Math.floor(boundMs / 4));
+    const timer = setInterval(() => {
       const now = Atomics.load(thread.progress, 0);
-      if (now === last) {
+      if (now !== last) {
+        last = now;
+        since = Date.now();
+        rss = process.memoryUsage.rss();
+      } else if (Date.now() - since >= boundMs) {
+        const grown = process.memoryUsage.rss() - rss;
+        if (grown > growth && extensions++ < 4) {
+          since = Date.now();
+          rss += grown;
+          return;
+        }
+        clearInterval(timer);
         void thread.kill('time');
-        return;
       }
-      last = now;
-      timer = setTimeout(check, boundMs);
-    };
-    timer = setTimeout(check, boundMs);
+    }, tick);
     try {
       return await thread.request(make);
     } finally {
-      clearTimeout(timer);
+      clearInterval(timer);
     }
   }
 
@@ -331,9 +452,9 @@ export class CodePool {
   /** Terminates every thread. Idempotent. */
   async close(): Promise<void> {
     this.closed = true;
-    const threads = [this.workflow, ...this.all].filter((t): t is Thread => t !== undefined);
-    this.workflow = undefined;
-    this.resident.clear();
+    const threads = [...this.lanes.map((l) => l.thread), ...this.all, ...this.isolated].filter((t): t is Thread => t !== undefined);
+    this.lanes.length = 0;
+    this.home.clear();
     this.all.clear();
     this.idle.length = 0;
     await Promise.all(threads.map((t) => t.kill('crash')));
