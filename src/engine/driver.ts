@@ -261,8 +261,10 @@ export class Driver {
   /** One step; returns whether the run may go further right away. */
   private async step(state: RunState, entry: VersionEntry, code: CodeAccess, wake: string[]): Promise<boolean> {
     const rec = state.rec;
-    const now = Date.now();
     const produced: WorkflowEvent[] = [];
+    const pool = code.pool;
+    const resident = pool.isResident(rec.run_id);
+    const now = Date.now();
 
     for (const [seq, fireAt] of state.fold.timers) {
       if (fireAt <= now) produced.push({ type: 'TimerFired', at: now, seq });
@@ -284,8 +286,6 @@ export class Driver {
       }
     }
 
-    const pool = code.pool;
-    const resident = pool.isResident(rec.run_id);
     if (produced.length === 0 && state.pending.length === 0 && resident) {
       // Nothing new for the code: the run waits for its activities, or for the world.
       if (state.fold.activities.size === 0) return false;
@@ -403,8 +403,12 @@ export class Driver {
         }
       }
       faultPoint(produced.length > 0 ? 'step.before-write' : 'record.before-write');
+      const after = produced.length > 0 ? 'step.after-write' : 'record.after-write';
+      // Awaited before anything else happens: an activity starts only once the step that
+      // scheduled it (and the result before it) has landed, so a crash never redoes a step
+      // that a later one followed. A child's version stays pinned until its record lands.
       await this.append(state, [...produced, ...events], { seen: true });
-      faultPoint(produced.length > 0 ? 'step.after-write' : 'record.after-write');
+      faultPoint(after);
       return undefined;
     } finally {
       for (const pin of pins) pin.release();

@@ -9,7 +9,11 @@
 // Failure behaviour: nothing here throws for anything user code does. A limit comes back as a
 // `lost` activation (the thread died: the caller decides, see Driver) or as a failed activity
 // outcome with `code: resource_exhausted` and the limit. Threads are respawned on demand.
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
+
+/** Kernel clock ticks per second (USER_HZ): 100 on every Linux that Node supports. */
+const CLOCK_TICKS = 100;
 import type { Activation, ErrorInfo, WorkflowEvent } from './history.js';
 import type { ActivityOutcome, RunInit } from './host.js';
 
@@ -71,7 +75,24 @@ class Thread {
   private nextId = 1;
   dead: Death | undefined;
   private terminating: Death | undefined;
-  readonly progress = new Int32Array(new SharedArrayBuffer(4));
+  /** [0]: steps taken (the worker counts them); [1]: the worker's thread id, where known. */
+  readonly progress = new Int32Array(new SharedArrayBuffer(8));
+
+  /**
+   * The CPU time (ms) the thread has used, from /proc on Linux; undefined elsewhere. A step's
+   * time bound counts this, so a step starved of CPU by other threads is not blamed for it.
+   */
+  cpuMs(): number | undefined {
+    const tid = Atomics.load(this.progress, 1);
+    if (tid <= 0) return undefined;
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      return undefined;
+    }
+  }
   readonly exited: Promise<void>;
   /** Resolves once the thread runs (or has died). */
   readonly ready: Promise<void>;
@@ -360,8 +381,12 @@ export class CodePool {
    */
   private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
     await thread.ready;
+    // The bound is on the thread's CPU time where it can be read (else wall time), with a
+    // wall-time backstop of ten bounds for a thread that hangs without running.
+    const clock = () => thread.cpuMs() ?? Date.now();
     let last = Atomics.load(thread.progress, 0);
-    let since = Date.now();
+    let since = clock();
+    let sinceWall = Date.now();
     // A step filling its heap may be slow to die of it (the collector thrashes near the limit):
     // while the process grows by half the thread's heap limit, the step gets a few more bounds,
     // so that a heap overflow is reported as one rather than as a time bound.
@@ -373,12 +398,14 @@ export class CodePool {
       const now = Atomics.load(thread.progress, 0);
       if (now !== last) {
         last = now;
-        since = Date.now();
+        since = clock();
+        sinceWall = Date.now();
         rss = process.memoryUsage.rss();
-      } else if (Date.now() - since >= boundMs) {
+      } else if (clock() - since >= boundMs || Date.now() - sinceWall >= 10 * boundMs) {
         const grown = process.memoryUsage.rss() - rss;
         if (grown > growth && extensions++ < 4) {
-          since = Date.now();
+          since = clock();
+          sinceWall = Date.now();
           rss += grown;
           return;
         }

@@ -2,12 +2,19 @@
 // messages from the engine's CodePool. Nothing here touches the store; every reply carries
 // only JSON-able values. A bug here fails the request with its message; workflow code cannot
 // reach this module (it runs inside the host's vm context).
+import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { CodeHost } from './host.js';
 import type { ToWorker, FromWorker } from './pool.js';
 
 const data = workerData as { mode: 'workflow' | 'activity'; progress: SharedArrayBuffer };
 const progress = new Int32Array(data.progress);
+// Where the owner can read this thread's CPU time (Linux): progress[1] = the thread's id.
+try {
+  Atomics.store(progress, 1, Number(readlinkSync('/proc/thread-self').split('/').pop()));
+} catch {
+  // Elsewhere the owner bounds steps by wall-clock time.
+}
 const host = new CodeHost(data.mode, { onStep: () => Atomics.add(progress, 0, 1) });
 const port = parentPort!;
 const post = (message: FromWorker) => port.postMessage(message);

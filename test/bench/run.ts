@@ -280,7 +280,7 @@ async function throughput(s: Settings, work: string): Promise<Figure[]> {
       unit: 'runs/s',
       samples: { subject: r.a, baseline: r.b },
       target: { op: '>=', ratio: 0.5 },
-      notes: `P7. ${s.throughputRuns} sequential engine.runs.start of hello_v2 per sample; engine writes ${shape}; the baseline replays exactly those batches (same keys shape, sizes, sync:false)`,
+      notes: `P7. ${s.throughputRuns} sequential engine.runs.start of hello_v2 per sample; engine writes ${shape}; the baseline replays exactly those batches (same key shapes, sizes and sync flags: a start is synced before it is reported, so one synchronous write per run on both sides)`,
     }),
   ];
 }

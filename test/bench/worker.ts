@@ -3,6 +3,7 @@
 //   throughput <state_dir> <archive> <n> <template_out>
 //                                                 n sequential starts of a trivial workflow
 //   append <db_dir> <n> <template>                the same batches, written to LevelDB directly
+//                                                 (same keys, sizes and sync flags)
 //   flip <state_dir> <base_archive> <starts> <flip_archive>...
 //                                                 start latency under 8 concurrent starters,
 //                                                 without and during route flips
@@ -29,11 +30,13 @@ import type { BatchOp, KV, RangeOptions } from '../../src/store/kv.js';
 import { K } from '../../src/store/keys.js';
 import { median, nowMs, UNDER_TEST_RUNNER } from './lib.js';
 
-type Template = { workflowId: string; runId: string; batches: { type: 'put' | 'del'; key: string; value?: string }[][] };
+type Template = { workflowId: string; runId: string; batches: { type: 'put' | 'del'; key: string; value?: string }[][]; sync?: boolean[] };
 
 /** Remembers the batches written since the last `reset`. */
 class RecordingKV implements KV {
   batches: BatchOp[][] = [];
+  /** The sync flag of each batch (a start is synced before it is reported: the baseline does the same). */
+  syncs: boolean[] = [];
   constructor(private readonly inner: KV) {}
   get(key: string) {
     return this.inner.get(key);
@@ -43,6 +46,7 @@ class RecordingKV implements KV {
   }
   batch(ops: BatchOp[], options: { sync: boolean }) {
     this.batches.push(ops);
+    this.syncs.push(options.sync);
     return this.inner.batch(ops, options);
   }
   entries(range: RangeOptions) {
@@ -84,6 +88,7 @@ async function throughput(stateDir: string, archive: string, n: number, template
     const type = loaded.workflow_type;
     for (let i = 0; i < Math.min(200, n); i++) await engine.runs.start(type, { name: `warm-${i}` });
     kv.batches = [];
+    kv.syncs = [];
     const t0 = nowMs();
     let last = { workflow_id: '', run_id: '' };
     for (let i = 0; i < n; i++) {
@@ -92,12 +97,16 @@ async function throughput(stateDir: string, archive: string, n: number, template
       last = out;
     }
     const ms = nowMs() - t0;
-    // The batches of the last run are the template the bare-LevelDB baseline replays.
-    const mine = kv.batches.filter((b) => b.some((op) => op.key.includes(last.workflow_id) || op.key.includes(last.run_id)));
+    // The batches of the last run are the template the bare-LevelDB baseline replays: from its
+    // first batch to the end (the flush that makes its start durable included), with the same
+    // sync flags.
+    const first = kv.batches.findIndex((b) => b.some((op) => op.key.includes(last.workflow_id) || op.key.includes(last.run_id)));
+    const mine = kv.batches.slice(first);
     const template: Template = {
       workflowId: last.workflow_id,
       runId: last.run_id,
       batches: mine.map((b) => b.map((op) => (op.type === 'put' ? { type: 'put', key: op.key, value: Buffer.from(op.value).toString('base64') } : { type: 'del', key: op.key }))),
+      sync: kv.syncs.slice(first),
     };
     writeFileSync(templateOut, JSON.stringify(template));
     const opsTotal = kv.batches.reduce((s, b) => s + b.length, 0);
@@ -117,12 +126,12 @@ async function append(dbDir: string, n: number, templateFile: string): Promise<v
   const write = async (i: number) => {
     const wf = `w${i}`.padEnd(idLength, 'x');
     const run = `${String(i).padStart(8, '0')}${template.runId.slice(8)}`;
-    for (const b of batches) {
+    for (const [k, b] of batches.entries()) {
       const ops = b.map((op) => {
         const key = op.key.replace(template.workflowId, wf).replace(template.runId, run);
         return op.type === 'put' ? { type: 'put' as const, key, value: op.value! } : { type: 'del' as const, key };
       });
-      await db.batch(ops, { sync: false });
+      await db.batch(ops, { sync: template.sync?.[k] ?? false });
     }
   };
   try {
