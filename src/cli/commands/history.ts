@@ -40,7 +40,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string | undefined, opts: { limit?: string }) => {
         const limit = parseLimit(opts.limit);
-        const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history(workflowType, limit));
+        const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history({ workflow_type: workflowType, limit }));
         const { out } = ctx;
         const { c } = out;
         out.result({ history }, () => {

@@ -28,13 +28,13 @@ Examples:
     .action(
       action(async (ctx, archive: string, opts: { dryRun?: boolean; message?: string }) => {
         const result = await withClient(ctx, { write: !opts.dryRun, command: `load ${archive}` }, async (client) => {
-          if (!ctx.out.interactive) return client.load(archive, { dryRun: opts.dryRun, message: opts.message });
+          if (!ctx.out.interactive) return client.load({ archive, dry_run: opts.dryRun, message: opts.message });
           // On a terminal: the steps, live, on stderr. ink and react are imported only here.
           const { startLoadView } = await import('../views/load.js');
           const server = (client as { server?: { pid: number } }).server;
           const view = startLoadView(ctx.out.streams, { archive, remote: server ? `aion serve (pid ${server.pid})` : undefined, color: ctx.out.color });
           try {
-            const outcome = await client.load(archive, { dryRun: opts.dryRun, message: opts.message, onProgress: view.store.step });
+            const outcome = await client.load({ archive, dry_run: opts.dryRun, message: opts.message }, { onProgress: view.store.step });
             view.store.finish(outcome);
             return outcome;
           } catch (error) {

@@ -50,7 +50,7 @@ Examples:
     )
     .action(
       action(async (ctx, workflowId: string) => {
-        const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show(workflowId));
+        const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show({ workflow_id: workflowId }));
         const { c } = ctx.out;
         ctx.out.result(run, () => {
           const lines = [

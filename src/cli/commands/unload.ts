@@ -30,7 +30,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string, version: string, opts: { dryRun?: boolean; message?: string }) => {
         const result = await withClient(ctx, { write: false, command: `unload ${workflowType} ${version}` }, (client) =>
-          client.unload(workflowType, version, { dryRun: opts.dryRun, message: opts.message }),
+          client.unload({ workflow_type: workflowType, version, dry_run: opts.dryRun, message: opts.message }),
         );
         const { c } = ctx.out;
         ctx.out.result(result, () =>

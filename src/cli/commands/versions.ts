@@ -25,7 +25,7 @@ Examples:
     )
     .action(
       action(async (ctx, workflowType: string | undefined) => {
-        const versions = await withClient(ctx, { write: false, command: 'versions' }, (client) => client.versions(workflowType));
+        const versions = await withClient(ctx, { write: false, command: 'versions' }, (client) => client.versions({ workflow_type: workflowType }));
         const { c } = ctx.out;
         ctx.out.result({ versions }, () => {
           if (versions.length === 0) {
