@@ -19,10 +19,10 @@ import type { RunFilter } from '../engine/runs.js';
 export const PROTOCOL_VERSION = 1;
 
 /** How a parameter is checked; a trailing `?` makes it optional (absent or null). */
-type Kind = 'string' | 'string?' | 'boolean?' | 'count?' | 'number' | 'path' | 'json';
+type Kind = 'string' | 'string?' | 'boolean?' | 'count?' | 'number' | 'number?' | 'path' | 'json';
 type Schema = Readonly<Record<string, Kind>>;
 
-type TypeOf<K extends Kind> = K extends 'string' | 'string?' | 'path' ? string : K extends 'boolean?' ? boolean : K extends 'count?' | 'number' ? number : unknown;
+type TypeOf<K extends Kind> = K extends 'string' | 'string?' | 'path' ? string : K extends 'boolean?' ? boolean : K extends 'count?' | 'number' | 'number?' ? number : unknown;
 type IsOptional<K extends Kind> = K extends `${string}?` | 'json' ? true : false;
 
 /** The typed params of a schema: required fields required, `?` fields (and json) optional. */
@@ -64,6 +64,18 @@ export const OPERATIONS = {
     mutates: true,
     params: { workflow_type: 'string', version: 'string', ...DEPLOY },
     run: (e, p) => e.routeWorkflowVersion(p.workflow_type, p.version, deploy(p)),
+  }),
+  ramp: op({
+    mutates: true,
+    params: { workflow_type: 'string', version: 'string?', percent: 'number?', clear: 'boolean?', ...DEPLOY },
+    run: (e, p) => {
+      if (p.clear) {
+        if (p.version !== undefined || p.percent !== undefined) throw new AionError('usage', 'ramp: give a version and a percent, or --clear, not both');
+        return e.rampWorkflowVersion(p.workflow_type, null, null, deploy(p));
+      }
+      if (p.version === undefined || p.percent === undefined) throw new AionError('usage', 'ramp: give a version and a percent (or --clear to end the ramp)');
+      return e.rampWorkflowVersion(p.workflow_type, p.version, p.percent, deploy(p));
+    },
   }),
   rollback: op({
     mutates: true,
@@ -204,6 +216,7 @@ export function checkParams(name: string, schema: Schema, raw: Record<string, un
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw bad('a whole number ≥ 0');
         break;
       case 'number':
+      case 'number?':
         if (typeof v !== 'number' || !Number.isFinite(v)) throw bad('a number');
         break;
     }

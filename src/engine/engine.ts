@@ -8,7 +8,7 @@ import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
-import { WorkflowCatalog, type VersionEntry } from '../catalog/catalog.js';
+import { notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
 import { Store, putJSON, putBytes, del, encodeJSON } from '../store/store.js';
 import { K } from '../store/keys.js';
 import { readVersionPins } from '../store/pins.js';
@@ -19,7 +19,7 @@ import { ShutdownGate, admitted } from './gate.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
 import { restoreCatalog, rowOf, type PackageRow } from './restore.js';
 import { RunManager } from './runs.js';
-import type { DeployRecord, LoadOutcome, PinHolder, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
+import type { DeployRecord, LoadOutcome, PinHolder, RampOutcome, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
 
 export interface EngineOptions {
   stateDir: string;
@@ -115,8 +115,8 @@ export class Engine {
         });
     const engine = new Engine(store, options);
     try {
-      const { entries, routes } = await restoreCatalog(store, (m) => engine.warn(m));
-      engine.catalog.reset(entries, routes);
+      const { entries, routes, ramps } = await restoreCatalog(store, (m) => engine.warn(m));
+      engine.catalog.reset(entries, routes, ramps);
     } catch (error) {
       await store.close().catch(() => {});
       throw error;
@@ -284,7 +284,7 @@ export class Engine {
     return outcome;
   }
 
-  /** Writes archive, row, route pointer and deploy record in one synchronous batch. */
+  /** Writes archive, row, route pointer (clearing the ramp) and deploy record in one synchronous batch. */
   private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, message?: string): Promise<void> {
     const { workflowType: type, version } = entry;
     faultPoint('load.before-write');
@@ -293,6 +293,8 @@ export class Engine {
         putJSON(K.packageMeta(type, version), rowOf(entry)),
         putBytes(K.archive(type, version), bytes),
         putBytes(K.route(type), new TextEncoder().encode(version)),
+        // Routing a load sends every new start to it: the ramp goes with the old route.
+        del(K.ramp(type)),
         this.auditOp('load', type, version, previous, message),
       ],
       { sync: true },
@@ -335,7 +337,7 @@ export class Engine {
       let target: string | null | undefined;
       for (let i = history.length - 1; i >= 0; i--) {
         const r = history[i]!;
-        if (r.operation === 'unload' || r.version !== current || r.previous === r.version) continue;
+        if ((r.operation !== 'load' && r.operation !== 'route') || r.version !== current || r.previous === r.version) continue;
         target = r.previous;
         break;
       }
@@ -371,19 +373,83 @@ export class Engine {
     );
   }
 
-  /** Points the route at a resolved entry: pointer and audit record in one batch, then the swap. */
+  /** Points the route at a resolved entry (clearing any ramp): pointer, ramp and audit record in one batch, then the swap. */
   private async routeLocked(workflowType: string, entry: VersionEntry, options: DeployOptions): Promise<RouteOutcome> {
     const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
     const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
     if (options.dryRun) return outcome;
     faultPoint('route.before-write');
     await this.store.write(
-      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
+      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), del(K.ramp(workflowType)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
       { sync: true },
     );
     faultPoint('route.after-write');
     this.catalog.commitRoute(workflowType, entry.version);
     faultPoint('route.swapped');
+    return outcome;
+  }
+
+  // --- ramp ---------------------------------------------------------------------------------
+
+  /**
+   * Sends `percent` of new starts of a type to a loaded version (the rest keep going to the
+   * routed one), or with `ref` null clears the ramp. Which side a start takes depends on its
+   * workflow id alone (see `takesRamp` in the catalog). The ramp is written with its audit
+   * record in one synchronous batch, then swapped into the catalog; `route`, `rollback` and a
+   * routing `load` clear it. Idempotent.
+   *
+   * Failures: `usage` (percent not in (0, 100) with two decimals at most, the version is the
+   * routed one, bad or ambiguous prefix), `not_found` (unknown type or version, or the type has
+   * no routed version to ramp from), `shutting_down`, `store` (nothing written, catalog as
+   * before). Lock order: deploy lock, mutation lock.
+   */
+  async rampWorkflowVersion(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions = {}): Promise<RampOutcome> {
+    if (ref !== null) checkPercent(percent);
+    return admitted(this.gate, 'ramp', () =>
+      this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          return await this.rampLocked(workflowType, ref, percent, options);
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  private async rampLocked(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions): Promise<RampOutcome> {
+    const routed = this.catalog.snapshot().routes.get(workflowType) ?? null;
+    const previousRamp = this.catalog.ramp(workflowType) ?? null;
+    let ramp: Ramp | null = null;
+    if (ref !== null) {
+      const entry = this.catalog.resolve(workflowType, ref);
+      if (routed === null) {
+        throw new AionError('not_found', `workflow type '${workflowType}' has no routed version to ramp from`, {
+          details: { workflow_type: workflowType, loaded: this.catalog.versionsOf(workflowType).map((e) => e.version) },
+          hint: `route a version first: aion route ${workflowType} <version>`,
+        });
+      }
+      if (entry.version === routed) {
+        throw new AionError('usage', `version ${entry.version.slice(0, 12)} is already the routed version of '${workflowType}': ramp another version, or clear the ramp with --clear`, {
+          details: { workflow_type: workflowType, version: entry.version },
+        });
+      }
+      ramp = { version: entry.version, percent: percent! };
+    } else if (this.catalog.versionsOf(workflowType).length === 0) {
+      throw notLoaded(workflowType, '--clear', []);
+    }
+    const outcome: RampOutcome = { workflow_type: workflowType, routed, ramping: ramp ? { ...ramp } : null, previous_ramp: previousRamp ? { ...previousRamp } : null };
+    if (options.dryRun) return { ...outcome, dry_run: true };
+    faultPoint('ramp.before-write');
+    await this.store.write(
+      [
+        ramp ? putJSON(K.ramp(workflowType), ramp) : del(K.ramp(workflowType)),
+        this.auditOp('ramp', workflowType, (ramp ?? previousRamp)?.version ?? routed ?? '', routed, options.message, { ramp: ramp ? { ...ramp } : null }),
+      ],
+      { sync: true },
+    );
+    faultPoint('ramp.after-write');
+    this.catalog.commitRamp(workflowType, ramp);
     return outcome;
   }
 
@@ -412,6 +478,8 @@ export class Engine {
         if (run.workflowType === entry.workflowType && run.version === entry.version) live++;
       }
       const routeActive = snapshot.routes.get(entry.workflowType) === entry.version;
+      const ramp = snapshot.ramps.get(entry.workflowType);
+      const ramping = ramp?.version === entry.version;
       const counts = { live, recoverable: Math.max(0, pins.runsTotal - live), recorded_children: pins.childrenTotal };
       const pinned = counts.live + counts.recoverable + counts.recorded_children + this.catalog.inFlightStarts(entry.workflowType, entry.version) > 0;
       result.push({
@@ -423,8 +491,9 @@ export class Engine {
         manifest_digest: entry.manifestDigest,
         loaded_at: entry.loadedAt,
         route_active: routeActive,
+        ramp_percent: ramping ? ramp!.percent : null,
         pins: counts,
-        state: routeActive ? 'routed' : pinned ? 'draining' : 'drained',
+        state: routeActive ? 'routed' : ramping ? 'ramping' : pinned ? 'draining' : 'drained',
       });
     }
     return result;
@@ -461,10 +530,16 @@ export class Engine {
     if (this.catalog.snapshot().routes.get(workflowType) === version) {
       const others = this.catalog.versionsOf(workflowType).filter((e) => e.version !== version);
       throw new AionError('route_active', `version ${short} is the routed version of '${workflowType}': new starts resolve it`, {
-        details: { workflow_type: workflowType, version },
+        details: { workflow_type: workflowType, version, role: 'routed' },
         hint: others.length > 0
           ? `route another version first: aion route ${workflowType} ${others[others.length - 1]!.version.slice(0, 12)}`
           : `load another version of '${workflowType}' first, then unload this one`,
+      });
+    }
+    if (this.catalog.ramp(workflowType)?.version === version) {
+      throw new AionError('route_active', `version ${short} is the ramping version of '${workflowType}': a share of new starts resolves it`, {
+        details: { workflow_type: workflowType, version, role: 'ramping' },
+        hint: `clear the ramp first: aion ramp ${workflowType} --clear (or promote it: aion route ${workflowType} ${short})`,
       });
     }
     const removed = this.catalog.swapOut(workflowType, version);
@@ -532,7 +607,7 @@ export class Engine {
 
   // --- deploy history -----------------------------------------------------------------------
 
-  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, message?: string) {
+  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, message?: string, extra: Partial<DeployRecord> = {}) {
     const at = Date.now();
     const record: DeployRecord = {
       at: new Date(at).toISOString(),
@@ -542,6 +617,7 @@ export class Engine {
       workflow_type: type,
       version,
       previous,
+      ...extra,
       ...(message === undefined ? {} : { message }),
     };
     return { type: 'put' as const, key: K.audit(at, process.pid, this.auditSeq++), value: encodeJSON(record) };
@@ -600,6 +676,12 @@ export function describeHolder(h: PinHolder): string {
     case 'recorded_child':
       return `recorded child ${h.child_workflow_id} (recorded by ${h.recorded_by})`;
   }
+}
+
+/** A ramp percent: a number with 0 < percent < 100 and at most two decimals; else `usage`. */
+export function checkPercent(percent: unknown): asserts percent is number {
+  const ok = typeof percent === 'number' && Number.isFinite(percent) && percent > 0 && percent < 100 && Math.abs(Math.round(percent * 100) - percent * 100) < 1e-6;
+  if (!ok) throw new AionError('usage', `a ramp percent must be a number greater than 0 and less than 100 with at most two decimals, got ${JSON.stringify(percent ?? null)}`, { hint: 'e.g. aion ramp <type> <version> 5, or 12.5' });
 }
 
 const READ_CHUNK = 1 << 20;

@@ -90,7 +90,7 @@ export class RunManager {
     try {
       workflowId = options.workflowId ?? `${workflowType}-${randomUUID().slice(0, 8)}`;
       validateWorkflowId(workflowId);
-      const pin = this.engine.catalog.pinStart(workflowType);
+      const pin = this.engine.catalog.pinStart(workflowType, workflowId);
       try {
         version = pin.entry.version;
         runId = await this.lockOf(workflowId).run(async () => {
@@ -476,9 +476,10 @@ export class RunManager {
         events.push({ type: 'TimerStarted', at: now, seq: cmd.seq, seconds: cmd.seconds, fire_at: fireAt });
         ops.push(putJSON(K.timer(fireAt, rec.workflow_id, cmd.seq), { run_id: rec.run_id }));
       } else {
-        // The child takes the version routed NOW, recorded with it; it pins that version
-        // until its own WorkflowStarted is written.
-        const routed = this.engine.catalog.routed(cmd.workflow_type);
+        // The child takes the version routed NOW (or ramping, by its id), recorded with it; it
+        // pins that version until its own WorkflowStarted is written.
+        const childId = cmd.workflow_id ?? `${rec.workflow_id}/child-${cmd.seq}`;
+        const routed = this.engine.catalog.startEntry(cmd.workflow_type, childId);
         if (!routed) {
           await this.finish(rec, await this.readHistory(rec.run_id), {
             status: 'failed',
@@ -487,7 +488,6 @@ export class RunManager {
           });
           return;
         }
-        const childId = cmd.workflow_id ?? `${rec.workflow_id}/child-${cmd.seq}`;
         events.push({
           type: 'ChildWorkflowStarted',
           at: now,
@@ -600,7 +600,7 @@ export class RunManager {
     }
     // continue-as-new: the successor takes the version routed now, under an in-flight pin
     // until its WorkflowStarted is written in the same batch that ends this run.
-    const pin = this.engine.catalog.pinStart(rec.workflow_type);
+    const pin = this.engine.catalog.pinStart(rec.workflow_type, rec.workflow_id);
     try {
       const nextRunId = randomUUID();
       const closing: WorkflowEvent = { type: 'WorkflowContinuedAsNew', at, input: activation.input ?? null, next_run_id: nextRunId };

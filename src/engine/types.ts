@@ -28,9 +28,11 @@ export interface VersionInfo {
   manifest_digest: string;
   loaded_at: string;
   route_active: boolean;
+  /** The share of new starts this version gets while its type ramps to it, else null. */
+  ramp_percent: number | null;
   pins: PinCounts;
-  /** routed | draining (not routed, still pinned) | drained (safe to unload). */
-  state: 'routed' | 'draining' | 'drained';
+  /** routed | ramping | draining (not routed, still pinned) | drained (safe to unload). */
+  state: 'routed' | 'ramping' | 'draining' | 'drained';
 }
 
 export interface RouteOutcome {
@@ -38,6 +40,15 @@ export interface RouteOutcome {
   version: string;
   route_active: true;
   previous: string | null;
+}
+
+export interface RampOutcome {
+  workflow_type: string;
+  /** The routed version (the rest of new starts go there). */
+  routed: string | null;
+  ramping: { version: string; percent: number } | null;
+  previous_ramp: { version: string; percent: number } | null;
+  dry_run?: true;
 }
 
 export interface UnloadOutcome {
@@ -53,15 +64,17 @@ export type PinHolder =
   | { kind: 'recoverable_run'; workflow_id: string; run_id: string }
   | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string };
 
-/** One deploy audit record (load, route, unload), in the order they happened. */
+/** One deploy audit record (load, route, ramp, unload), in the order they happened. */
 export interface DeployRecord {
   at: string;
   user: string;
   pid: number;
-  operation: 'load' | 'route' | 'unload';
+  operation: 'load' | 'route' | 'ramp' | 'unload';
   workflow_type: string;
   version: string;
   previous: string | null;
+  /** Ramp records: the ramp set (null: cleared); `version` is its version (or the cleared one's). */
+  ramp?: { version: string; percent: number } | null;
   message?: string;
 }
 

@@ -135,6 +135,15 @@ export class Store {
     await this.kv.close();
   }
 
+  /** The ramps: workflow type → {version, percent}; an unparsable one goes to `onCorrupt`. */
+  async ramps(onCorrupt?: (key: string, error: AionError) => void): Promise<Map<string, { version: string; percent: number }>> {
+    const ramps = new Map<string, { version: string; percent: number }>();
+    for await (const [k, ramp] of this.scanJSON<{ version: string; percent: number }>(K.rampRange(), onCorrupt)) {
+      ramps.set(k.slice(k.indexOf('\x00') + 1), ramp);
+    }
+    return ramps;
+  }
+
   /** The route pointers: workflow type → version. */
   async routes(): Promise<Map<string, string>> {
     const routes = new Map<string, string>();

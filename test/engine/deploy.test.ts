@@ -279,7 +279,7 @@ describe('unload', () => {
     const { engine } = await openEngine(state);
     try {
       await engine.loadPackage({ path: v1.path });
-      const pin = engine.catalog.pinStart('hello');
+      const pin = engine.catalog.pinStart('hello', 'in-flight');
       await engine.loadPackage({ path: v2.path });
       const error = await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'version_pinned');
       assert.deepEqual(error.details.pinned_by, { kind: 'in_flight_start' });

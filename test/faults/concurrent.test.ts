@@ -121,7 +121,7 @@ async function round(stateDir: string, ops: Op[], label: string, served: boolean
   const model = clone(before);
   const states: Model[] = [clone(model)];
   for (const rec of records) {
-    const op: Op = { kind: rec.operation, type: rec.workflow_type, version: rec.version };
+    const op: Op = { kind: rec.operation as Op['kind'], type: rec.workflow_type, version: rec.version };
     const outcome = apply(model, op);
     if (outcome.code !== 0) fail(`deploy record ${sig(rec.operation, rec.workflow_type, rec.version.slice(0, 8))} is illegal at its place in the order (would exit ${outcome.code})`);
     if (outcome.previous !== rec.previous && rec.operation !== 'unload') fail(`deploy record ${sig(rec.operation, rec.workflow_type, rec.version.slice(0, 8))} says previous ${rec.previous}, the order gives ${outcome.previous}`);

@@ -172,7 +172,7 @@ test('unload through the server names an in-flight start', async () => {
   try {
     const client = (await connectServer(stateDir))!;
     await client.load({ archive: v1.path });
-    const pin = engine.catalog.pinStart('hello'); // a start that resolved v1 and is not recorded yet
+    const pin = engine.catalog.pinStart('hello', 'in-flight'); // a start that resolved v1 and is not recorded yet
     await client.load({ archive: v2.path });
     const refused = await client.unload({ workflow_type: 'hello', version: v1.version }).catch((e: AionError) => e);
     assert.ok(refused instanceof AionError);

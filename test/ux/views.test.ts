@@ -21,7 +21,7 @@ function outcome(extra: Partial<LoadOutcome> = {}): LoadOutcome {
 function version(v: string, state: VersionInfo['state'], pins = { live: 0, recoverable: 0, recorded_children: 0 }): VersionInfo {
   return {
     workflow_type: 'hello', version: v, deployed_entry_module: `hello$${v}`, entry_function: 'main', manifest_version: 1, manifest_digest: 'd'.repeat(64),
-    loaded_at: new Date(Date.now() - 120_000).toISOString(), route_active: state === 'routed', pins, state,
+    loaded_at: new Date(Date.now() - 120_000).toISOString(), route_active: state === 'routed', ramp_percent: null, pins, state,
   };
 }
 

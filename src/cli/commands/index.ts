@@ -19,6 +19,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'load', load: async () => (await import('./load.js')).registerLoad },
   { name: 'versions', load: async () => (await import('./versions.js')).registerVersions },
   { name: 'route', load: async () => (await import('./route.js')).registerRoute },
+  { name: 'ramp', load: async () => (await import('./ramp.js')).registerRamp },
   { name: 'rollback', load: async () => (await import('./rollback.js')).registerRollback },
   { name: 'unload', load: async () => (await import('./unload.js')).registerUnload },
   { name: 'history', load: async () => (await import('./history.js')).registerHistory },
