@@ -55,7 +55,7 @@ test('the remote client rebuilds results and typed errors exactly', async () => 
       assert.ok(error instanceof AionError);
       assert.equal(error.code, 'route_active');
       assert.equal(error.exitCode, 5);
-      assert.deepEqual(error.details, { workflow_type: 'hello', version: hello.version });
+      assert.deepEqual(error.details, { workflow_type: 'hello', version: hello.version, role: 'routed' });
       assert.match(error.hint ?? '', /load another version/);
       const direct = await embedded.unload({ workflow_type: 'hello', version: hello.version }).catch((e: AionError) => e);
       assert.deepEqual((error as AionError).toJSON(), (direct as AionError).toJSON());
