@@ -11,6 +11,7 @@
 //
 // This module is imported by clients (remote included): it imports engine *types* only.
 import path from 'node:path';
+import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import type { Engine, LoadProgressDetail, LoadStep } from '../engine/engine.js';
 import type { RunFilter } from '../engine/runs.js';
@@ -47,18 +48,21 @@ function op<const S extends Schema, R>(spec: Operation<S, R>): Operation<S, R> {
   return spec;
 }
 
-/** The parameters every deploy mutation takes. */
-const DEPLOY = { dry_run: 'boolean?', message: 'string?' } as const;
+/**
+ * The parameters every deploy mutation takes. `actor` (the history's `user`) is filled in by
+ * the client from its own environment, so a deploy through `aion serve` records the caller.
+ */
+const DEPLOY = { dry_run: 'boolean?', message: 'string?', actor: 'string?' } as const;
 
-function deploy(p: { dry_run?: boolean | undefined; message?: string | undefined }) {
-  return { dryRun: p.dry_run, message: p.message };
+function deploy(p: { dry_run?: boolean | undefined; message?: string | undefined; actor?: string | undefined }) {
+  return { dryRun: p.dry_run, message: p.message, actor: p.actor };
 }
 
 export const OPERATIONS = {
   load: op({
     mutates: true,
-    params: { archive: 'path', ...DEPLOY },
-    run: (e, p, local) => e.loadPackage({ path: p.archive }, { ...deploy(p), onProgress: local.onProgress }),
+    params: { archive: 'path', no_route: 'boolean?', ...DEPLOY },
+    run: (e, p, local) => e.loadPackage({ path: p.archive }, { ...deploy(p), route: !p.no_route, onProgress: local.onProgress }),
   }),
   route: op({
     mutates: true,
@@ -167,6 +171,7 @@ export function bindOperations(invoke: Invoke): Operations {
       for (const [field, kind] of Object.entries(schema)) {
         if (kind === 'path' && typeof wire[field] === 'string') wire[field] = path.resolve(wire[field] as string);
       }
+      if ('actor' in schema && wire.actor === undefined) wire.actor = currentActor();
       return invoke(name, wire, local);
     };
   }

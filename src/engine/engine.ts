@@ -3,7 +3,7 @@
 // deploy lock and then the catalog mutation lock (that order, everywhere), writes its change
 // to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
 // failure at any step leaves both the state directory and the catalog exactly as before.
-import os from 'node:os';
+import { currentActor } from '../actor.js';
 import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
@@ -43,6 +43,10 @@ export interface DeployOptions {
   dryRun?: boolean;
   /** Free text recorded in the deploy history. */
   message?: string;
+  /** Recorded as the history's `user` (the caller's AION_ACTOR or OS user); default: this process's. */
+  actor?: string;
+  /** Load only: false registers and persists without touching the route (`load --no-route`). */
+  route?: boolean;
   /**
    * Load only: called as each step begins (progress views). Never over the control socket.
    * A throwing callback is ignored; it cannot fail the load.
@@ -202,12 +206,15 @@ export class Engine {
     const version = pkg.version;
     const previous = this.catalog.snapshot().routes.get(type) ?? null;
     const resident = this.catalog.get(type, version);
+    const route = options.route !== false;
     const base = {
       workflow_type: type,
       version,
+      label: pkg.manifest.label ?? null,
       deployed_entry_module: `${pkg.manifest.entry_module}$${version}`,
       entry_function: pkg.manifest.entry_function,
-      route_changed: previous !== version,
+      route_changed: route && previous !== version,
+      routed: route,
       previous,
     };
 
@@ -228,10 +235,10 @@ export class Engine {
       progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
       // after a failed persistence must complete it.
-      await this.persistLoad(resident, bytes, previous, options.message);
-      progress(options, 'route', { workflow_type: type, version });
+      await this.persistLoad(resident, bytes, previous, route, options);
+      progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
       faultPoint('load.after-write');
-      this.catalog.commitLoad(resident, true);
+      this.catalog.commitLoad(resident, route);
       faultPoint('load.swapped');
       return outcome;
     }
@@ -272,33 +279,32 @@ export class Engine {
     };
     progress(options, 'persist', { workflow_type: type, version });
     try {
-      await this.persistLoad(entry, bytes, previous, options.message);
+      await this.persistLoad(entry, bytes, previous, route, options);
     } catch (error) {
       unregister();
       throw error;
     }
-    progress(options, 'route', { workflow_type: type, version });
+    progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
     faultPoint('load.after-write');
-    this.catalog.commitLoad(entry, true);
+    this.catalog.commitLoad(entry, route);
     faultPoint('load.swapped');
     return outcome;
   }
 
-  /** Writes archive, row, route pointer (clearing the ramp) and deploy record in one synchronous batch. */
-  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, message?: string): Promise<void> {
+  /**
+   * Writes archive, row, deploy record and — when the load routes — the route pointer
+   * (clearing the ramp) in one synchronous batch.
+   */
+  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
     const { workflowType: type, version } = entry;
     faultPoint('load.before-write');
-    await this.store.write(
-      [
-        putJSON(K.packageMeta(type, version), rowOf(entry)),
-        putBytes(K.archive(type, version), bytes),
-        putBytes(K.route(type), new TextEncoder().encode(version)),
-        // Routing a load sends every new start to it: the ramp goes with the old route.
-        del(K.ramp(type)),
-        this.auditOp('load', type, version, previous, message),
-      ],
-      { sync: true },
-    );
+    const ops = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
+    if (route) {
+      // Routing a load sends every new start to it: the ramp goes with the old route.
+      ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+    }
+    ops.push(this.auditOp('load', type, version, previous, options, route ? {} : { routed: false }));
+    await this.store.write(ops, { sync: true });
   }
 
   // --- route --------------------------------------------------------------------------------
@@ -333,14 +339,7 @@ export class Engine {
           hint: "see what is loaded with 'aion versions'",
         });
       }
-      const history = await this.deployHistory(workflowType);
-      let target: string | null | undefined;
-      for (let i = history.length - 1; i >= 0; i--) {
-        const r = history[i]!;
-        if ((r.operation !== 'load' && r.operation !== 'route') || r.version !== current || r.previous === r.version) continue;
-        target = r.previous;
-        break;
-      }
+      const target = rollbackTargetOf(await this.deployHistory(workflowType), current);
       const short = current.slice(0, 12);
       if (!target) {
         throw new AionError('not_found', `no version was routed before ${short} for '${workflowType}': nothing to roll back to`, {
@@ -380,7 +379,7 @@ export class Engine {
     if (options.dryRun) return outcome;
     faultPoint('route.before-write');
     await this.store.write(
-      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), del(K.ramp(workflowType)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
+      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), del(K.ramp(workflowType)), this.auditOp('route', workflowType, entry.version, previous, options)],
       { sync: true },
     );
     faultPoint('route.after-write');
@@ -444,7 +443,7 @@ export class Engine {
     await this.store.write(
       [
         ramp ? putJSON(K.ramp(workflowType), ramp) : del(K.ramp(workflowType)),
-        this.auditOp('ramp', workflowType, (ramp ?? previousRamp)?.version ?? routed ?? '', routed, options.message, { ramp: ramp ? { ...ramp } : null }),
+        this.auditOp('ramp', workflowType, (ramp ?? previousRamp)?.version ?? routed ?? '', routed, options, { ramp: ramp ? { ...ramp } : null }),
       ],
       { sync: true },
     );
@@ -463,6 +462,7 @@ export class Engine {
   async listWorkflowVersions(workflowType?: string): Promise<VersionInfo[]> {
     const snapshot = this.catalog.snapshot();
     const entries = this.catalog.list(workflowType);
+    const targets = await this.rollbackTargets(workflowType);
     if (workflowType !== undefined && entries.length === 0) {
       const known = [...snapshot.versions.keys()].sort();
       throw new AionError('not_found', `workflow type '${workflowType}' has no loaded versions`, {
@@ -490,13 +490,37 @@ export class Engine {
         manifest_version: entry.manifest.format_version,
         manifest_digest: entry.manifestDigest,
         loaded_at: entry.loadedAt,
+        label: entry.manifest.label ?? null,
         route_active: routeActive,
         ramp_percent: ramping ? ramp!.percent : null,
+        rollback_target: targets.get(entry.workflowType) === entry.version,
         pins: counts,
         state: routeActive ? 'routed' : ramping ? 'ramping' : pinned ? 'draining' : 'drained',
       });
     }
     return result;
+  }
+
+  /**
+   * What `rollback` would route each routed type (of one, or all) to, from one read of the
+   * deploy history: type → version (only types whose target is known; it may be unloaded).
+   */
+  async rollbackTargets(workflowType?: string): Promise<Map<string, string>> {
+    const routes = this.catalog.snapshot().routes;
+    const targets = new Map<string, string>();
+    if (workflowType !== undefined ? !routes.has(workflowType) : routes.size === 0) return targets;
+    const byType = new Map<string, DeployRecord[]>();
+    for (const r of await this.deployHistory(workflowType)) {
+      let list = byType.get(r.workflow_type);
+      if (!list) byType.set(r.workflow_type, (list = []));
+      list.push(r);
+    }
+    for (const [type, records] of byType) {
+      const current = routes.get(type);
+      const target = current === undefined ? null : rollbackTargetOf(records, current);
+      if (target) targets.set(type, target);
+    }
+    return targets;
   }
 
   // --- unload -------------------------------------------------------------------------------
@@ -553,7 +577,7 @@ export class Engine {
         return { workflow_type: workflowType, version, unloaded: false, dry_run: true };
       }
       await this.store.write(
-        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options.message)],
+        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options)],
         { sync: true },
       );
     } catch (error) {
@@ -607,11 +631,12 @@ export class Engine {
 
   // --- deploy history -----------------------------------------------------------------------
 
-  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, message?: string, extra: Partial<DeployRecord> = {}) {
+  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, options: DeployOptions, extra: Partial<DeployRecord> = {}) {
     const at = Date.now();
+    const message = options.message;
     const record: DeployRecord = {
       at: new Date(at).toISOString(),
-      user: currentUser(),
+      user: options.actor || currentActor(),
       pid: process.pid,
       operation,
       workflow_type: type,
@@ -648,6 +673,21 @@ export class Engine {
     await this.runs.settle();
     await this.store.close();
   }
+}
+
+/**
+ * The rollback rule, defined once: walking a type's deploy records newest first, the first
+ * `load` or `route` record that moved the route to `current` (its `previous` differs from its
+ * `version`; ramp, unload and --no-route load records are skipped) names the target in its
+ * `previous`. Null when nothing was routed before `current`.
+ */
+export function rollbackTargetOf(records: readonly DeployRecord[], current: string): string | null {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i]!;
+    if ((r.operation !== 'load' && r.operation !== 'route') || r.routed === false || r.version !== current || r.previous === r.version) continue;
+    return r.previous;
+  }
+  return null;
 }
 
 function pinnedError(workflowType: string, version: string, holders: PinHolder[], total: number): AionError {
@@ -710,14 +750,6 @@ async function readArchiveFile(path: string, onBytes?: (bytes: number, total: nu
     throw new AionError('usage', code === 'ENOENT' ? `no such archive: ${path}` : `cannot read archive ${path}: ${(error as Error).message}`, {
       hint: code === 'ENOENT' ? 'build one with: aion pack <project_dir>' : undefined,
     });
-  }
-}
-
-function currentUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return process.env.USER ?? String(process.getuid?.() ?? 'unknown');
   }
 }
 

@@ -3,6 +3,10 @@
 export interface LoadOutcome {
   workflow_type: string;
   version: string;
+  /** The author's label from workflow.json, or null. */
+  label: string | null;
+  /** False for `load --no-route`: registered and persisted, the route untouched. */
+  routed: boolean;
   deployed_entry_module: string;
   entry_function: string;
   freshly_loaded: boolean;
@@ -27,7 +31,11 @@ export interface VersionInfo {
   manifest_version: number;
   manifest_digest: string;
   loaded_at: string;
+  /** The author's label from workflow.json, or null. */
+  label: string | null;
   route_active: boolean;
+  /** Whether `rollback` would route the type to this version now. */
+  rollback_target: boolean;
   /** The share of new starts this version gets while its type ramps to it, else null. */
   ramp_percent: number | null;
   pins: PinCounts;
@@ -75,6 +83,8 @@ export interface DeployRecord {
   previous: string | null;
   /** Ramp records: the ramp set (null: cleared); `version` is its version (or the cleared one's). */
   ramp?: { version: string; percent: number } | null;
+  /** Load records of `load --no-route`: false (the route did not move). */
+  routed?: boolean;
   message?: string;
 }
 

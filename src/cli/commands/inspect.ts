@@ -36,12 +36,14 @@ Examples:
           activities: m.activities,
           modules: m.modules.map(({ name, bytes }) => ({ name, bytes })),
           format_version: m.format_version,
+          label: m.label ?? null,
         };
         out.result(result, () => {
           const c = out.c;
           const rows: [string, string][] = [
             ['workflow_type', c.bold(m.workflow_type)],
             ['version', c.cyan(pkg.version)],
+            ['label', m.label === undefined ? c.dim('none') : m.label],
             ['entry', `${m.entry_module}.${m.entry_function}`],
             ['timeout', `${m.timeout_seconds}s`],
             ['activities', m.activities.length > 0 ? m.activities.join(', ') : c.dim('none')],
