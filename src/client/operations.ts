@@ -96,6 +96,21 @@ export const OPERATIONS = {
     params: { workflow_type: 'string', version: 'string', ...DEPLOY },
     run: (e, p) => e.unloadWorkflowVersion(p.workflow_type, p.version, deploy(p)),
   }),
+  status: op({
+    mutates: false,
+    params: { workflow_type: 'string?' },
+    run: (e, p) => e.rolloutStatus(p.workflow_type),
+  }),
+  holders: op({
+    mutates: false,
+    params: { workflow_type: 'string', version: 'string' },
+    run: (e, p) => e.versionHolders(p.workflow_type, p.version),
+  }),
+  prune: op({
+    mutates: true,
+    params: { workflow_type: 'string?', keep: 'count?', ...DEPLOY },
+    run: (e, p) => e.pruneVersions(p.workflow_type, p.keep ?? 1, deploy(p)),
+  }),
   history: op({
     mutates: false,
     params: { workflow_type: 'string?', limit: 'count?' },

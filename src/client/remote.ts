@@ -118,9 +118,9 @@ export class RemoteClient implements Client {
   }
 
   private lost(): AionError {
-    return new AionError('internal', `the connection to aion serve (pid ${this.server.pid}) at ${this.server.socket} closed before it replied; the operation may or may not have taken effect`, {
+    return new AionError('unavailable', `aion serve (pid ${this.server.pid}) went away before it replied; the operation may or may not have taken effect`, {
       details: { socket: this.server.socket, server_pid: this.server.pid },
-      hint: "check the outcome with 'aion versions' or 'aion runs', then retry",
+      hint: "check the outcome with 'aion versions', 'aion history' or 'aion show', then retry",
     });
   }
 

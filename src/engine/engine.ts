@@ -16,10 +16,11 @@ import type { KV } from '../store/kv.js';
 import type { HolderInfo } from '../store/holder.js';
 import type { AionPackage } from '../package/types.js';
 import { ShutdownGate, admitted } from './gate.js';
+import { describeHolder, describeHolders, holdersHint } from './holders.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
 import { restoreCatalog, rowOf, type PackageRow } from './restore.js';
 import { RunManager } from './runs.js';
-import type { DeployRecord, LoadOutcome, PinHolder, RampOutcome, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
+import type { DeployRecord, HoldersOutcome, LoadOutcome, PinHolder, PruneOutcome, RampOutcome, RolloutStatus, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
 
 export interface EngineOptions {
   stateDir: string;
@@ -502,6 +503,47 @@ export class Engine {
   }
 
   /**
+   * One rollout summary per type (of one, or all): routed, ramping, rollback target, the
+   * draining and drained versions and active runs per version. Built on the version list,
+   * so it never waits on a deploy mutation; fails `not_found` for an unknown given type.
+   */
+  async rolloutStatus(workflowType?: string): Promise<RolloutStatus[]> {
+    const versions = await this.listWorkflowVersions(workflowType);
+    const byType = new Map<string, VersionInfo[]>();
+    for (const v of versions) {
+      let list = byType.get(v.workflow_type);
+      if (!list) byType.set(v.workflow_type, (list = []));
+      list.push(v);
+    }
+    return [...byType].map(([type, list]) => {
+      const routed = list.find((v) => v.state === 'routed');
+      const ramping = list.find((v) => v.state === 'ramping');
+      const runs: Record<string, { running: number }> = {};
+      for (const v of list) {
+        const running = v.pins.live + v.pins.recoverable;
+        if (running > 0) runs[v.version] = { running };
+      }
+      return {
+        workflow_type: type,
+        routed: routed?.version ?? null,
+        label: routed?.label ?? null,
+        ramping: ramping ? { version: ramping.version, percent: ramping.ramp_percent!, label: ramping.label } : null,
+        rollback_target: list.find((v) => v.rollback_target)?.version ?? null,
+        draining: list.filter((v) => v.state === 'draining').map((v) => ({ version: v.version, pins: v.pins })),
+        drained: list.filter((v) => v.state === 'drained').map((v) => v.version),
+        runs,
+      };
+    });
+  }
+
+  /** Every holder of one loaded version (full hash or unique prefix), at most 100 listed. */
+  async versionHolders(workflowType: string, ref: string): Promise<HoldersOutcome> {
+    const entry = this.catalog.resolve(workflowType, ref);
+    const { holders, total } = await this.pinHolders(workflowType, entry.version);
+    return { workflow_type: workflowType, version: entry.version, holders, holders_total: total };
+  }
+
+  /**
    * What `rollback` would route each routed type (of one, or all) to, from one read of the
    * deploy history: type → version (only types whose target is known; it may be unloaded).
    */
@@ -547,17 +589,99 @@ export class Engine {
     );
   }
 
+  /**
+   * Unloads every drained version (of one type, or all) except the routed one, the ramping
+   * one, the rollback target and the `keep` most recently loaded of the rest; the others
+   * that something pins are kept (`pinned`). All candidates are swapped out of the catalog
+   * first, their pins checked (a pinned one is restored), then every unload is written in ONE
+   * synchronous batch (rows, archives, one `unload` record each, message "prune" or -m): a
+   * failure restores them all and nothing was unloaded. Lock order: deploy lock, mutation lock.
+   * Fails `usage` for a bad keep, `not_found` for an unknown given type, `store`.
+   */
+  async pruneVersions(workflowType: string | undefined, keep = 1, options: DeployOptions = {}): Promise<PruneOutcome> {
+    if (!Number.isSafeInteger(keep) || keep < 0) throw new AionError('usage', `--keep must be a whole number ≥ 0, got ${JSON.stringify(keep)}`);
+    return admitted(this.gate, 'prune', () =>
+      this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          return await this.pruneLocked(workflowType, keep, options);
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  private async pruneLocked(workflowType: string | undefined, keep: number, options: DeployOptions): Promise<PruneOutcome> {
+    if (workflowType !== undefined && this.catalog.versionsOf(workflowType).length === 0) throw notLoaded(workflowType, '', []);
+    const snapshot = this.catalog.snapshot();
+    const targets = await this.rollbackTargets(workflowType);
+    const types = workflowType === undefined ? [...snapshot.versions.keys()].sort() : [workflowType];
+    const kept: PruneOutcome['kept'] = [];
+    const candidates: VersionEntry[] = [];
+    for (const type of types) {
+      const rest: VersionEntry[] = [];
+      for (const entry of this.catalog.versionsOf(type)) {
+        const reason = snapshot.routes.get(type) === entry.version ? 'routed'
+          : snapshot.ramps.get(type)?.version === entry.version ? 'ramping'
+          : targets.get(type) === entry.version ? 'rollback_target'
+          : undefined;
+        if (reason) kept.push({ workflow_type: type, version: entry.version, reason });
+        else rest.push(entry);
+      }
+      // versionsOf is oldest first: the newest `keep` of the rest stay.
+      const newest = keep === 0 ? [] : rest.slice(-keep);
+      for (const entry of rest) {
+        if (newest.includes(entry)) kept.push({ workflow_type: type, version: entry.version, reason: 'keep' });
+        else candidates.push(entry);
+      }
+    }
+    const removed: VersionEntry[] = [];
+    const restoreAll = () => {
+      for (const entry of removed) this.catalog.restore(entry);
+    };
+    const unloaded: VersionEntry[] = [];
+    try {
+      for (const entry of candidates) {
+        removed.push(this.catalog.swapOut(entry.workflowType, entry.version));
+        const { total } = await this.pinHolders(entry.workflowType, entry.version);
+        if (total > 0) {
+          this.catalog.restore(removed.pop()!);
+          kept.push({ workflow_type: entry.workflowType, version: entry.version, reason: 'pinned' });
+        } else unloaded.push(entry);
+      }
+      const outcome: PruneOutcome = { unloaded: unloaded.map((e) => ({ workflow_type: e.workflowType, version: e.version })), kept };
+      if (options.dryRun) {
+        restoreAll();
+        return { ...outcome, dry_run: true };
+      }
+      if (unloaded.length > 0) {
+        const message = options.message ?? 'prune';
+        await this.store.write(
+          unloaded.flatMap((e) => [
+            del(K.packageMeta(e.workflowType, e.version)),
+            del(K.archive(e.workflowType, e.version)),
+            this.auditOp('unload', e.workflowType, e.version, snapshot.routes.get(e.workflowType) ?? null, { ...options, message }),
+          ]),
+          { sync: true },
+        );
+      }
+      for (const entry of unloaded) this.unregisterModules(entry);
+      return outcome;
+    } catch (error) {
+      restoreAll();
+      throw error;
+    }
+  }
+
   private async unloadLocked(workflowType: string, ref: string, options: DeployOptions): Promise<UnloadOutcome> {
     const entry = this.catalog.resolve(workflowType, ref);
     const version = entry.version;
     const short = version.slice(0, 12);
     if (this.catalog.snapshot().routes.get(workflowType) === version) {
-      const others = this.catalog.versionsOf(workflowType).filter((e) => e.version !== version);
       throw new AionError('route_active', `version ${short} is the routed version of '${workflowType}': new starts resolve it`, {
         details: { workflow_type: workflowType, version, role: 'routed' },
-        hint: others.length > 0
-          ? `route another version first: aion route ${workflowType} ${others[others.length - 1]!.version.slice(0, 12)}`
-          : `load another version of '${workflowType}' first, then unload this one`,
+        hint: await this.rerouteHint(workflowType, entry),
       });
     }
     if (this.catalog.ramp(workflowType)?.version === version) {
@@ -588,6 +712,24 @@ export class Engine {
     this.unregisterModules(removed);
     faultPoint('unload.unregistered');
     return { workflow_type: workflowType, version, unloaded: true };
+  }
+
+  /**
+   * Where to route before unloading the routed version: promote the ramping version; else
+   * the newest version loaded after it (a roll-forward); else the rollback target; else the
+   * newest other version; else load another one.
+   */
+  private async rerouteHint(workflowType: string, routed: VersionEntry): Promise<string> {
+    const ramp = this.catalog.ramp(workflowType);
+    if (ramp) return `promote the ramping version first: aion route ${workflowType} ${ramp.version.slice(0, 12)}`;
+    const all = this.catalog.versionsOf(workflowType);
+    const newer = all.slice(all.indexOf(routed) + 1);
+    if (newer.length > 0) return `route the newer version first: aion route ${workflowType} ${newer[newer.length - 1]!.version.slice(0, 12)}`;
+    const target = (await this.rollbackTargets(workflowType)).get(workflowType);
+    if (target && this.catalog.get(workflowType, target)) return `roll back first (to ${target.slice(0, 12)}): aion rollback ${workflowType}`;
+    const others = all.filter((e) => e !== routed);
+    if (others.length > 0) return `route another version first: aion route ${workflowType} ${others[others.length - 1]!.version.slice(0, 12)}`;
+    return `load another version of '${workflowType}' first, then unload this one`;
   }
 
   /** Every holder of a version, in the contract's order of kinds, at most 100 listed. */
@@ -691,32 +833,13 @@ export function rollbackTargetOf(records: readonly DeployRecord[], current: stri
 }
 
 function pinnedError(workflowType: string, version: string, holders: PinHolder[], total: number): AionError {
-  const described = holders.slice(0, 5).map(describeHolder).join('; ');
-  const more = total > 5 ? ` and ${total - 5} more` : '';
-  const runIds = holders.flatMap((h) => (h.kind === 'live_run' || h.kind === 'recoverable_run' ? [h.workflow_id] : []));
-  const hint = runIds.length > 0
-    ? `wait for the runs to finish, or terminate them: ${runIds.slice(0, 3).map((id) => `aion terminate ${id}`).join('; ')}`
-    : holders[0]?.kind === 'recorded_child'
-      ? 'let the parent run start or finish its child (aion serve), then retry'
-      : 'retry once the in-flight starts have been recorded';
-  return new AionError('version_pinned', `version ${version.slice(0, 12)} of '${workflowType}' is pinned by ${total} holder${total === 1 ? '' : 's'}: ${described}${more}`, {
+  return new AionError('version_pinned', `version ${version.slice(0, 12)} of '${workflowType}' is pinned by ${total} holder${total === 1 ? '' : 's'}: ${describeHolders(holders, total)}`, {
     details: { workflow_type: workflowType, version, pinned_by: holders[0], holders, holders_total: total },
-    hint,
+    hint: holdersHint(workflowType, version, holders),
   });
 }
 
-export function describeHolder(h: PinHolder): string {
-  switch (h.kind) {
-    case 'in_flight_start':
-      return 'an in-flight start';
-    case 'live_run':
-      return `live run ${h.workflow_id} (run ${h.run_id})`;
-    case 'recoverable_run':
-      return `recoverable run ${h.workflow_id} (run ${h.run_id})`;
-    case 'recorded_child':
-      return `recorded child ${h.child_workflow_id} (recorded by ${h.recorded_by})`;
-  }
-}
+export { describeHolder };
 
 /** A ramp percent: a number with 0 < percent < 100 and at most two decimals; else `usage`. */
 export function checkPercent(percent: unknown): asserts percent is number {

@@ -59,6 +59,34 @@ export interface RampOutcome {
   dry_run?: true;
 }
 
+/** One workflow type's rollout, as `aion status` shows it. */
+export interface RolloutStatus {
+  workflow_type: string;
+  routed: string | null;
+  /** The routed version's label. */
+  label: string | null;
+  ramping: { version: string; percent: number; label: string | null } | null;
+  /** What `rollback` would route to (a loaded version), else null. */
+  rollback_target: string | null;
+  draining: { version: string; pins: PinCounts }[];
+  drained: string[];
+  /** Active runs per version (live and recoverable). */
+  runs: Record<string, { running: number }>;
+}
+
+export interface PruneOutcome {
+  unloaded: { workflow_type: string; version: string }[];
+  kept: { workflow_type: string; version: string; reason: 'routed' | 'ramping' | 'rollback_target' | 'keep' | 'pinned' }[];
+  dry_run?: true;
+}
+
+export interface HoldersOutcome {
+  workflow_type: string;
+  version: string;
+  holders: PinHolder[];
+  holders_total: number;
+}
+
 export interface UnloadOutcome {
   workflow_type: string;
   version: string;

@@ -218,7 +218,13 @@ describe('unload', () => {
     await engine.loadPackage({ path: v1.path });
     await engine.loadPackage({ path: v2.path });
     const routed = await rejects(engine.unloadWorkflowVersion('hello', v2.version), 'route_active');
-    assert.match(routed.hint ?? '', /aion route hello/);
+    // the newest version is routed: the sensible way out is back to where it came from
+    assert.match(routed.hint ?? '', /aion rollback hello/);
+    await engine.routeWorkflowVersion('hello', v1.version);
+    const older = await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'route_active');
+    // an older version is routed: suggest the newer one, never an older one
+    assert.match(older.hint ?? '', new RegExp(`route the newer version first: aion route hello ${v2.version.slice(0, 12)}`));
+    await engine.routeWorkflowVersion('hello', v2.version);
     const dry = await engine.unloadWorkflowVersion('hello', v1.version, { dryRun: true });
     assert.deepEqual([dry.unloaded, dry.dry_run], [false, true]);
     assert.ok(engine.catalog.get('hello', v1.version), 'a dry run keeps the version');
