@@ -135,11 +135,11 @@ describe('deploy flow through bin/aion', () => {
     assert.doesNotMatch(err.stderr, ANSI);
   });
 
-  test('a read on a missing state directory does not create it', () => {
+  test('a read on a missing state directory is not_found (exit 3) and does not create it', () => {
     const dir = path.join(work.dir, 'absent');
     const listed = aion(['--state-dir', dir, 'versions', '--json']);
-    assert.equal(listed.code, 0);
-    assert.deepEqual(listed.json, { versions: [] });
+    assert.equal(listed.code, 3);
+    assert.deepEqual(listed.json.error, { code: 'not_found', message: `state directory ${dir} does not exist`, state_dir: dir });
     const routed = aion(['--state-dir', dir, 'route', 'hello', 'abcd']);
     assert.equal(routed.code, 3);
     assert.equal(aion(['--state-dir', dir, 'versions']).stdout, '');

@@ -1,7 +1,7 @@
 // The deploy seam in-process: load / route / list / unload and the invariants they keep.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isAionError, type AionError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -398,6 +398,11 @@ describe('startup', () => {
 
   test('a state directory that does not exist is not created by a read', async () => {
     const state = path.join(work.dir, 'never-created');
+    const error = await rejects(Engine.open({ stateDir: state, create: false, lockTimeoutMs: 1000 }), 'not_found');
+    assert.equal(error.details.state_dir, state);
+    assert.equal(existsSync(state), false);
+    // an empty directory is a fresh state directory: it reads as empty, and stays empty
+    mkdirSync(state);
     const engine = await Engine.open({ stateDir: state, create: false, lockTimeoutMs: 1000 });
     try {
       assert.deepEqual(await engine.listWorkflowVersions(), []);
@@ -405,7 +410,7 @@ describe('startup', () => {
     } finally {
       await engine.close();
     }
-    assert.equal(existsSync(state), false);
+    assert.deepEqual(readdirSync(state), []);
   });
 });
 

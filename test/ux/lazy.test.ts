@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { aion, ROOT, tempDir } from '../helpers/cli.js';
@@ -42,6 +42,7 @@ register(new URL('./hooks.mjs', import.meta.url), { data: { file: process.env.AI
 `,
   );
   trace = path.join(work.dir, 'trace.txt');
+  mkdirSync(path.join(work.dir, 'state'));
 });
 after(() => work.cleanup());
 

@@ -39,16 +39,22 @@ export const COMMANDS: readonly CommandEntry[] = [
 /** Global options that take a value: their value is never the command name. */
 const VALUE_OPTIONS = new Set(['--state-dir', '--lock-timeout']);
 
-/** The command an argv names, if it names a known one (first operand, skipping global options). */
-export function commandOf(argv: readonly string[]): CommandEntry | undefined {
+/** The index of the command name in argv (its first operand, skipping global options), or -1. */
+export function commandIndex(argv: readonly string[]): number {
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--') return undefined;
+    if (arg === '--') return -1;
     if (arg.startsWith('-')) {
       if (VALUE_OPTIONS.has(arg)) i++;
       continue;
     }
-    return COMMANDS.find((c) => c.name === arg);
+    return i;
   }
-  return undefined;
+  return -1;
+}
+
+/** The command an argv names, if it names a known one. */
+export function commandOf(argv: readonly string[]): CommandEntry | undefined {
+  const i = commandIndex(argv);
+  return i === -1 ? undefined : COMMANDS.find((c) => c.name === argv[i]);
 }

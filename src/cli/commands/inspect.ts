@@ -13,8 +13,9 @@ export function registerInspect(program: Command, streams: Streams): void {
     .addHelpText(
       'after',
       `
-Runs every check 'aion load' runs on the archive itself (zip structure, limits, manifest,
-module names, UTF-8, content hash); exits 6 (invalid_package) naming the problem.
+Runs every check 'aion load' runs on the archive itself (zip structure,
+limits, manifest, module names, UTF-8, content hash); exits 6
+(invalid_package) naming the problem.
 
 Examples:
   $ aion inspect hello.aion

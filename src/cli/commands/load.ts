@@ -24,7 +24,7 @@ export const registerLoad: Register = (program: Command, streams) => {
 Examples:
   $ aion load hello.aion
   $ aion load hello.aion --dry-run --json
-  $ aion load approval-v2.aion --no-route      # stage it; then aion ramp / aion route
+  $ aion load approval-v2.aion --no-route   # stage; then aion ramp or route
   $ aion load build/order.aion -m "hotfix: retry charge"`,
     )
     .action(

@@ -40,6 +40,10 @@ export const registerShow: Register = (program: Command, streams) => {
   program
     .command('show')
     .summary("show a workflow's current run: version, status, result and history")
+    .description(
+      "Show a workflow id's current run: its version, status, result or error, and its " +
+        'history of events (with --json, the whole history). Exit 3 for an unknown id.',
+    )
     .argument('<workflow_id>', 'the workflow id')
     .addHelpText(
       'after',

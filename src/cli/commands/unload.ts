@@ -90,7 +90,7 @@ Examples:
   $ aion unload hello 3f2a9c1b
   $ aion unload hello 3f2a9c1b --dry-run --json
   $ aion unload hello 3f2a9c1b --wait 10m
-  $ aion prune hello            # every drained version a rollout no longer needs`,
+  $ aion prune hello     # every drained version a rollout no longer needs`,
     )
     .action(
       action(async (ctx, workflowType: string, version: string, opts: Omit<UnloadOptions, 'workflowType' | 'version'>) =>

@@ -22,7 +22,7 @@ export const registerVersions: Register = (program: Command, streams) => {
 Examples:
   $ aion versions
   $ aion versions hello --json
-  $ aion versions --json | jq -r '.versions[] | select(.state == "drained") | .version'`,
+  $ aion versions --json | jq -r '.versions[] | select(.state == "drained")'`,
     )
     .action(
       action(async (ctx, workflowType: string | undefined) => {

@@ -92,7 +92,8 @@ export const registerWait: Register = (program: Command, streams) => {
       'after',
       `
 Examples:
-  $ aion wait approval 3f2a9c1b --drained --timeout 10m && aion unload approval 3f2a9c1b
+  $ aion wait approval 3f2a9c1b --drained --timeout 10m
+  $ aion wait approval 3f2a9c1b --unloaded --interval 5s
   $ aion wait approval 3f2a9c1b --routed --timeout 30s --json`,
     )
     .action(
