@@ -86,7 +86,7 @@ describe('help', () => {
     };
     check('aion --help', top.stdout);
     assert.match(top.stdout, /12 timeout, 13 unavailable/);
-    for (const { name } of COMMANDS) {
+    for (const { name } of COMMANDS.filter((c) => !c.name.startsWith('__'))) {
       const r = await run([name, '--help'], false);
       assert.equal(r.code, 0, name);
       check(`aion ${name} --help`, r.stdout);

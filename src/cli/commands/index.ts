@@ -34,6 +34,8 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'top', load: async () => (await import('./top.js')).registerTop },
   { name: 'serve', load: async () => (await import('./serve.js')).registerServe },
   { name: 'doctor', load: async () => (await import('./doctor.js')).registerDoctor },
+  { name: 'completion', load: async () => (await import('./completion.js')).registerCompletion },
+  { name: '__complete', load: async () => (await import('./complete.js')).registerComplete },
 ];
 
 /** Global options that take a value: their value is never the command name. */
