@@ -2,6 +2,7 @@
 // and failure mark, and the top view's refresh loop, error line and quit key.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { Output } from '../../src/cli/output.js';
 import { startLoadView, LARGE_ARCHIVE_BYTES } from '../../src/cli/views/load.js';
 import { renderTop, runTopView, type TopSnapshot } from '../../src/cli/views/top.js';
@@ -147,5 +148,30 @@ describe('top view', () => {
     await done;
     assert.match(plain(streams.stdout.text), /no workflow type is routed/);
     assert.doesNotMatch(plain(streams.stdout.text), /q to quit/);
+  });
+});
+
+describe('the load view on tiny terminals', () => {
+  test('never clears the screen or scrollback: no view at 8 rows or fewer, or 0 rows', async () => {
+    const { LOAD_VIEW_LINES } = await import('../../src/cli/commands/load.js');
+    const { LOAD_STEPS } = await import('../../src/engine/engine.js');
+    assert.equal(LOAD_VIEW_LINES, LOAD_STEPS.length + 1);
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { packFixture } = await import('../helpers/packages.js');
+    const { runCli } = await import('../../src/cli/program.js');
+    const { FakeStream, FakeKeyboard } = await import('./support.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'aion-tiny-'));
+    const v1 = await packFixture('hello_v1', dir, 'v1.aion');
+    for (const rows of [0, 1, 8, 40]) {
+      const streams = { stdout: new FakeStream({ tty: true, rows }), stderr: new FakeStream({ tty: true, rows }), stdin: new FakeKeyboard() };
+      const code = await runCli(['--state-dir', path.join(dir, `s${rows}`), 'load', v1.path], streams);
+      assert.equal(code, 0, streams.stderr.text);
+      const err = streams.stderr.text;
+      assert.ok(!err.includes('\x1b[2J') && !err.includes('\x1b[3J'), `rows ${rows}: the screen was cleared`);
+      if (rows === 40) assert.match(err, /persist/, 'a tall terminal gets the view');
+      else assert.doesNotMatch(err, /persist/, `rows ${rows}: no view`);
+      assert.match(streams.stdout.text, /load new version/);
+    }
   });
 });

@@ -5,6 +5,9 @@ import { withClient } from '../client.js';
 import { shortVersion } from '../render.js';
 import type { Register } from './index.js';
 
+/** Lines the load view draws: its header and one per load step (LOAD_STEPS). */
+export const LOAD_VIEW_LINES = 8;
+
 export const registerLoad: Register = (program: Command, streams) => {
   program
     .command('load')
@@ -31,7 +34,9 @@ Examples:
       action(async (ctx, archive: string, opts: { dryRun?: boolean; message?: string; route?: boolean }) => {
         const params = { archive, dry_run: opts.dryRun, no_route: opts.route === false ? true : undefined, message: opts.message };
         const result = await withClient(ctx, { write: !opts.dryRun, command: `load ${archive}` }, async (client) => {
-          if (!ctx.out.interactive) return client.load(params);
+          // ink clears the whole screen, scrollback included, when a frame is as tall as the
+          // terminal: on one too small for the view (or of unknown height), draw none.
+          if (!ctx.out.interactive || !(Number(ctx.out.streams.stderr.rows) > LOAD_VIEW_LINES)) return client.load(params);
           // On a terminal: the steps, live, on stderr. ink and react are imported only here.
           const { startLoadView } = await import('../views/load.js');
           const server = (client as { server?: { pid: number } }).server;
