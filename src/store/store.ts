@@ -34,15 +34,15 @@ export class Store {
 
   /**
    * Opens the state directory. With `create: false` nothing is created: a missing directory
-   * fails `not_found` (with `error.state_dir`), an empty one reads as empty and refuses
-   * writes. A path that is not a directory, or a directory holding something other than an
+   * fails `not_found` (with `error.state_dir`; with `missingOk` it reads as empty, as `aion
+   * doctor` wants), an empty one reads as empty and refuses writes. A path that is not a directory, or a directory holding something other than an
    * aion state directory, fails `store` and is never written to (see checkStatePlace).
    * Checks the format record of an existing one.
    */
-  static async open(stateDir: string, options: OpenOptions & { create: boolean }): Promise<Store> {
+  static async open(stateDir: string, options: OpenOptions & { create: boolean; missingOk?: boolean }): Promise<Store> {
     const place = inspectStatePlace(stateDir);
     checkStatePlace(stateDir, place, options.create);
-    if (!options.create && place.kind === 'missing') {
+    if (!options.create && place.kind === 'missing' && !options.missingOk) {
       throw new AionError('not_found', `state directory ${stateDir} does not exist`, {
         details: { state_dir: stateDir },
         hint: 'check --state-dir (or $AION_STATE_DIR); a state directory is created by the first aion load',

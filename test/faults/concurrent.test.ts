@@ -7,7 +7,7 @@
 // every refusal, and ends in exactly the state on disk — the final state equals a serial order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Engine } from '../../src/engine/engine.js';
 import type { DeployRecord } from '../../src/engine/types.js';
@@ -77,6 +77,7 @@ function same(a: Model, b: Model): boolean {
 }
 
 async function history(stateDir: string): Promise<DeployRecord[]> {
+  if (!existsSync(stateDir)) return [];
   const engine = await Engine.open({ stateDir, create: false, lockTimeoutMs: 30_000 });
   try {
     return await engine.deployHistory();

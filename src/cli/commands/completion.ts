@@ -58,9 +58,9 @@ export const registerCompletion: Register = (program: Command, streams) => {
       'after',
       `
 Examples:
+  $ aion completion fish > ~/.config/fish/completions/aion.fish
   $ eval "$(aion completion bash)"          # in ~/.bashrc
-  $ eval "$(aion completion zsh)"           # in ~/.zshrc, after compinit
-  $ aion completion fish > ~/.config/fish/completions/aion.fish`,
+  $ eval "$(aion completion zsh)"           # in ~/.zshrc, after compinit`,
     )
     .action(
       action(async (ctx, shell: string) => {
