@@ -11,6 +11,9 @@ import { tempDir } from '../helpers/cli.js';
 import { packFixture, packVariant, type Packed } from '../helpers/packages.js';
 import { InstrumentedKV, openEngine } from './support.js';
 import { Engine } from '../../src/engine/engine.js';
+import { diagnose } from '../../src/engine/doctor.js';
+import { K } from '../../src/store/keys.js';
+import { putJSON } from '../../src/store/store.js';
 
 let work: { dir: string; cleanup: () => void };
 let v1: Packed;
@@ -174,6 +177,32 @@ describe('ramp in the engine', () => {
         assert.equal(shown.status, 'completed');
         assert.equal(shown.version, reference(id, 50) ? counter2.version : counter1.version, id);
       }
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('a damaged ramp', () => {
+  test('is ignored loudly at open (starts go to the routed version) and doctor repairs it', async () => {
+    const dir = path.join(work.dir, 'dangling');
+    let { engine, warnings } = await openEngine(dir);
+    try {
+      await engine.loadPackage({ path: v1.path });
+      await engine.store.write([putJSON(K.ramp('hello'), { version: 'f'.repeat(64), percent: 50 })], { sync: true });
+    } finally {
+      await engine.close();
+    }
+    ({ engine, warnings } = await openEngine(dir));
+    try {
+      assert.equal(engine.catalog.ramp('hello'), undefined);
+      assert.ok(warnings.some((w) => /ignoring the ramp of 'hello'/.test(w)), warnings.join('\n'));
+      for (const id of ['a', 'b', 'c', 'd']) assert.equal((await engine.runs.start('hello', null, { workflowId: id })).version, v1.version);
+      const report = await diagnose(engine.store);
+      assert.deepEqual(report.problems.map((p) => [p.kind, p.repairable]), [['dangling_ramp', true]]);
+      const repaired = await diagnose(engine.store, { repair: true });
+      assert.equal(repaired.repaired.length, 1);
+      assert.deepEqual((await diagnose(engine.store)).problems, []);
     } finally {
       await engine.close();
     }

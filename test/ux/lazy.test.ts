@@ -88,6 +88,13 @@ describe('no ink or react on non-interactive paths', () => {
     ['top (piped: one snapshot)', () => ['top']],
     ['top --json', () => ['top', '--json']],
     ['runs', () => ['runs']],
+    ['status --json', () => ['status', '--json']],
+    ['status (piped text)', () => ['status']],
+    ['ramp --clear', () => ['ramp', 'hello', '--clear']],
+    ['wait --routed', () => ['wait', 'hello', v2.version, '--routed', '--timeout', '0s']],
+    ['prune --dry-run', () => ['prune', '--dry-run']],
+    ['completion bash', () => ['completion', 'bash']],
+    ['__complete (TAB)', () => ['__complete', '--', 'route', 'hello', '']],
     ['a failing load', () => ['load', path.join(work.dir, 'missing.aion')]],
     ['--help', () => ['--help']],
   ];
