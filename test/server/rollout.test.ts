@@ -8,7 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { aion, tempDir, type CliResult } from '../helpers/cli.js';
-import { pack, packVariant, startServe, type Packed } from './support.js';
+import { pack, packVariant, RawClient, startServe, type Packed } from './support.js';
 
 let work: { dir: string; cleanup: () => void };
 let a1: Packed;
@@ -109,8 +109,21 @@ describe('rollout through bin/aion', () => {
     let remote: Record<string, unknown>;
     try {
       remote = rollout(served);
-      const hello = aion(['--state-dir', served, 'status', '--json']);
-      assert.equal(hello.code, 0);
+      // The table's param checks hold on the wire: unknown or mistyped params change nothing.
+      const raw = await RawClient.connect(server.socket);
+      try {
+        const typo = await raw.request('unload', { workflow_type: 'approval', version: a2.version, dryrun: true });
+        assert.equal(typo.error.code, 'usage');
+        assert.match(typo.error.message, /unknown parameter 'dryrun' for method 'unload'/);
+        const typed = await raw.request('ramp', { workflow_type: 'approval', version: a2.version, percent: '10' });
+        assert.match(typed.error.message, /parameter 'percent' must be a number/);
+        const prune = await raw.request('prune', { keep: -1 });
+        assert.equal(prune.error.code, 'usage');
+        const status = await raw.request('status', {});
+        assert.equal(status.result[0].routed, a2.version, 'the server still serves, and nothing changed');
+      } finally {
+        raw.close();
+      }
     } finally {
       assert.equal((await server.stop()).code, 0, server.stderr());
     }

@@ -175,3 +175,16 @@ describe('the load view on tiny terminals', () => {
     }
   });
 });
+
+describe('top shows ramps and the rollback target', () => {
+  test('in ROUTES and in the NOTE column', () => {
+    const out = new Output(terminal(false), { json: false, color: false });
+    const V3 = 'c'.repeat(64);
+    const ramping: VersionInfo = { ...version(V3, 'ramping'), ramp_percent: 10 };
+    const target: VersionInfo = { ...version(V1, 'drained'), rollback_target: true };
+    const text = renderTop(out, { versions: [target, version(V2, 'routed'), ramping], runs: [], at: Date.now(), via: 'embedded' }, 40);
+    assert.match(text, new RegExp(`hello → ${V2} loaded 2m ago  ramping 10% → ${V3} · rollback → ${V1}`));
+    assert.match(text, /ramping 10%/);
+    assert.match(text, /rollback target/);
+  });
+});
