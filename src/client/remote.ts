@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { AionError } from '../errors.js';
 import { readHolder, type HolderInfo } from '../store/holder.js';
 import { encodeLine, PROTOCOL_VERSION, wireToError, type Method, type RequestId } from './protocol.js';
-import { bindOperations, type Operations } from './operations.js';
+import { bindOperations, OPERATIONS, type Operations } from './operations.js';
 import type { Client } from './client.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
@@ -86,6 +86,7 @@ export async function serverAnswers(holder: HolderInfo | undefined): Promise<boo
 }
 
 interface Pending {
+  method: Method;
   resolve: (value: unknown) => void;
   reject: (error: AionError) => void;
 }
@@ -113,14 +114,20 @@ export class RemoteClient implements Client {
       // 'close' follows and fails whatever is pending.
     });
     socket.on('close', () => {
-      if (!this.closed) this.fail(this.lost());
+      if (this.closed) return;
+      // Each request learns what the loss means for it: a mutation may or may not have
+      // taken effect; a read changed nothing.
+      this.broken ??= this.lost(undefined);
+      for (const p of this.pending.values()) p.reject(this.lost(p.method));
+      this.pending.clear();
     });
   }
 
-  private lost(): AionError {
-    return new AionError('unavailable', `aion serve (pid ${this.server.pid}) went away before it replied; the operation may or may not have taken effect`, {
-      details: { socket: this.server.socket, server_pid: this.server.pid },
-      hint: "check the outcome with 'aion versions', 'aion history' or 'aion show', then retry",
+  private lost(method: Method | undefined): AionError {
+    const read = method !== undefined && !OPERATIONS[method].mutates;
+    return new AionError('unavailable', `aion serve (pid ${this.server.pid}) went away before it replied; ${read ? `nothing was changed (${method} only reads)` : 'the operation may or may not have taken effect'}`, {
+      details: { socket: this.server.socket, server_pid: this.server.pid, ...(method ? { method } : {}) },
+      hint: read ? 'retry (it runs in-process once aion serve is gone)' : "check the outcome with 'aion versions', 'aion history' or 'aion show', then retry",
     });
   }
 
@@ -182,7 +189,7 @@ export class RemoteClient implements Client {
     if (this.closed) return Promise.reject(new AionError('internal', 'the client is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject });
       this.socket.write(encodeLine({ v: PROTOCOL_VERSION, id, method, params }));
     });
   }

@@ -148,9 +148,14 @@ describe('a server that goes away mid-request', () => {
       assert.equal(r.code, 13, r.stdout + r.stderr);
       assert.equal(r.json.error.code, 'unavailable');
       assert.match(r.json.error.message, /went away before it replied/);
+      assert.match(r.json.error.message, /may or may not have taken effect/, 'a mutation: the outcome is unknown');
+      assert.match(r.stderr + r.stdout, /unavailable/);
       const text = await aionAsync(['--state-dir', stateDir, 'versions']);
       assert.equal(text.code, 13);
-      assert.match(text.stderr, /hint: check the outcome with 'aion versions', 'aion history' or 'aion show'/);
+      assert.match(text.stderr, /nothing was changed \(versions only reads\)/);
+      const mutation = await aionAsync(['--state-dir', stateDir, 'unload', 'approval', 'abcd']);
+      assert.equal(mutation.code, 13);
+      assert.match(mutation.stderr, /hint: check the outcome with 'aion versions', 'aion history' or 'aion show'/);
     } finally {
       server.close();
     }
