@@ -15,7 +15,7 @@ export function helpWidth(streams: Streams): number {
 }
 
 /** The program with the commands `argv` needs (every command when argv is omitted). */
-export async function buildProgram(streams: Streams = process, argv?: readonly string[]): Promise<Command> {
+export async function buildProgram(streams: Streams = process, argv?: readonly string[], writeHelp: (s: string) => void = (s) => streams.stdout.write(s)): Promise<Command> {
   const program = new Command('aion');
   const only = argv === undefined ? undefined : commandOf(argv);
   program
@@ -35,7 +35,7 @@ export async function buildProgram(streams: Streams = process, argv?: readonly s
     .addOption(new Option('--lock-timeout <seconds>', 'wait this long for a state directory another aion holds (default: 30)'))
     .showSuggestionAfterError(true)
     .configureOutput({
-      writeOut: (s) => streams.stdout.write(s),
+      writeOut: writeHelp,
       writeErr: (s) => streams.stderr.write(s),
       // Usage errors are rendered by us (JSON-aware); commander only supplies the message.
       outputError: () => {},
@@ -64,7 +64,7 @@ Shell completion: aion completion bash|zsh|fish (see aion completion --help).`,
   for (const register of registers) register(program, streams);
   for (const sub of program.commands) {
     sub.exitOverride().configureOutput({
-      writeOut: (s) => streams.stdout.write(s),
+      writeOut: writeHelp,
       writeErr: (s) => streams.stderr.write(s),
       outputError: () => {},
     });
@@ -94,7 +94,9 @@ export async function runCli(argv: string[], streams: Streams = process): Promis
     return out.error(new AionError('usage', 'no command given', { hint: "see 'aion --help' for the commands and global options" }));
   }
   if (!json && !colourOff && (streams.stdout.isTTY || streams.stderr.isTTY)) await preloadColour();
-  const program = await buildProgram(streams, argv);
+  // With --json, help is one JSON document too: {"help": "<the text>"}.
+  let helpText = '';
+  const program = await buildProgram(streams, argv, json ? (s) => void (helpText += s) : undefined);
   const saved = process.exitCode;
   process.exitCode = undefined;
   try {
@@ -103,6 +105,7 @@ export async function runCli(argv: string[], streams: Streams = process): Promis
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.help') {
+        if (json) streams.stdout.write(JSON.stringify({ help: helpText }, null, 2) + '\n');
         return 0;
       }
       const { message, suggestions } = splitSuggestions(error.message.replace(/^error:\s*/, ''));

@@ -49,6 +49,14 @@ describe('--json is one JSON document in every case', () => {
     assert.equal((await run(['--state-dir', state, '-V', 'versions'], false)).stdout, '0.1.0\n', '-V before the command is global');
   });
 
+  test('--help --json: {"help": <text>}, for the program and a command', async () => {
+    for (const args of [['--help', '--json'], ['ramp', '--help', '--json'], ['--json', 'status', '-h']]) {
+      const r = await run(args, false);
+      assert.equal(r.code, 0);
+      assert.match(json(r.stdout).help, /^Usage: aion/, args.join(' '));
+    }
+  });
+
   test('typos: error.suggestions, and no "(Did you mean" inside the message', async () => {
     const r = await run(['versoins', '--json'], false);
     assert.equal(r.code, 2);
