@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'state_busy'
   | 'shutting_down'
   | 'store'
-  | 'conflict';
+  | 'conflict'
+  | 'timeout'
+  | 'unavailable';
 
 /** Exit code of each error code, fixed by the CLI contract. */
 export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
@@ -28,6 +30,8 @@ export const EXIT_CODES: Readonly<Record<ErrorCode, number>> = {
   shutting_down: 9,
   store: 10,
   conflict: 11,
+  timeout: 12,
+  unavailable: 13,
 };
 
 export interface ErrorOptions {

@@ -5,6 +5,10 @@
 // catalog mutation lock (lock order everywhere: the engine's deploy lock first, then this).
 // A start resolves the routed version and holds an in-flight pin on it until the start is
 // durably recorded; unload refuses while such a pin exists.
+//
+// A type may also ramp: send a percentage of new starts to a second version. Which side a
+// start takes depends on its workflow id alone (`takesRamp`, the one definition of the rule).
+import { createHash } from 'node:crypto';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import type { Manifest } from '../package/types.js';
@@ -22,9 +26,26 @@ export interface VersionEntry {
   readonly archiveBytes: number;
 }
 
+/** A ramp: `percent` (0 < percent < 100, two decimals at most) of new starts go to `version`. */
+export interface Ramp {
+  readonly version: string;
+  readonly percent: number;
+}
+
 export interface CatalogSnapshot {
   readonly versions: ReadonlyMap<string, ReadonlyMap<string, VersionEntry>>;
   readonly routes: ReadonlyMap<string, string>;
+  readonly ramps: ReadonlyMap<string, Ramp>;
+}
+
+/**
+ * Whether a start with this workflow id takes the ramping version: the first 4 bytes of
+ * sha256(workflow_id) as a big-endian u32, mod 10000, below percent × 100. Depends on the id
+ * and the percent only, so an id lands on the same side in every process and after restarts.
+ */
+export function takesRamp(workflowId: string, percent: number): boolean {
+  const bucket = createHash('sha256').update(workflowId, 'utf8').digest().readUInt32BE(0) % 10000;
+  return bucket < Math.round(percent * 100);
 }
 
 /** An in-flight start's hold on a version; `release` is idempotent and must run on every path. */
@@ -33,7 +54,7 @@ export interface StartPin {
   release(): void;
 }
 
-const EMPTY: CatalogSnapshot = Object.freeze({ versions: new Map(), routes: new Map() });
+const EMPTY: CatalogSnapshot = Object.freeze({ versions: new Map(), routes: new Map(), ramps: new Map() });
 
 const HEX = /^[0-9a-f]+$/;
 
@@ -93,16 +114,37 @@ export class WorkflowCatalog {
     throw notLoaded(workflowType, ref, loaded);
   }
 
+  ramp(workflowType: string): Ramp | undefined {
+    return this.current.ramps.get(workflowType);
+  }
+
   /**
-   * Resolves the routed version of a type for a new start and pins it until `release`.
-   * Fails `not_found` when the type has no routed version.
+   * The version a new start of `workflowId` takes now: the ramping version when the type
+   * ramps and the id falls on its side (`takesRamp`), else the routed one; undefined when the
+   * type has no route. Starts, children and continue-as-new successors all resolve here.
    */
-  pinStart(workflowType: string): StartPin {
-    const entry = this.routed(workflowType);
+  startEntry(workflowType: string, workflowId: string): VersionEntry | undefined {
+    const routed = this.routed(workflowType);
+    if (!routed) return undefined;
+    const ramp = this.current.ramps.get(workflowType);
+    if (ramp && takesRamp(workflowId, ramp.percent)) return this.get(workflowType, ramp.version) ?? routed;
+    return routed;
+  }
+
+  /**
+   * Resolves the version a new start of `workflowId` takes (see `startEntry`) and pins it
+   * until `release`. Fails `not_found` when the type has no routed version (naming the
+   * loaded ones, e.g. after `load --no-route`).
+   */
+  pinStart(workflowType: string, workflowId: string): StartPin {
+    const entry = this.startEntry(workflowType, workflowId);
     if (!entry) {
-      throw new AionError('not_found', `workflow type '${workflowType}' has no loaded version`, {
-        details: { workflow_type: workflowType },
-        hint: `load a package for it first: aion load <archive>`,
+      const loaded = this.versionsOf(workflowType).map((e) => e.version);
+      throw new AionError('not_found', loaded.length === 0
+        ? `workflow type '${workflowType}' has no loaded version`
+        : `workflow type '${workflowType}' has no routed version (loaded, not routed: ${loaded.map((v) => v.slice(0, 12)).join(', ')})`, {
+        details: { workflow_type: workflowType, loaded },
+        hint: loaded.length === 0 ? 'load a package for it first: aion load <archive>' : `route one first: aion route ${workflowType} ${loaded[loaded.length - 1]!.slice(0, 12)}`,
       });
     }
     return this.pin(entry);
@@ -131,22 +173,39 @@ export class WorkflowCatalog {
 
   // --- mutations: callers hold the mutation lock -------------------------------------------
 
-  /** Adds (or keeps) a version and optionally routes its type to it, in one swap. */
+  /** Adds (or keeps) a version and optionally routes its type to it (clearing its ramp), in one swap. */
   commitLoad(entry: VersionEntry, route: boolean): void {
     const versions = new Map(this.current.versions);
     const ofType = new Map(versions.get(entry.workflowType) ?? []);
     if (!ofType.has(entry.version)) ofType.set(entry.version, entry);
     versions.set(entry.workflowType, ofType);
     const routes = new Map(this.current.routes);
-    if (route) routes.set(entry.workflowType, entry.version);
-    this.swap({ versions, routes });
+    const ramps = new Map(this.current.ramps);
+    if (route) {
+      routes.set(entry.workflowType, entry.version);
+      ramps.delete(entry.workflowType);
+    }
+    this.swap({ versions, routes, ramps });
   }
 
+  /** Routes a type to a loaded version; a route change always clears the type's ramp. */
   commitRoute(workflowType: string, version: string): void {
     if (!this.get(workflowType, version)) throw new Error(`internal: route to unloaded ${workflowType} ${version}`);
     const routes = new Map(this.current.routes);
     routes.set(workflowType, version);
-    this.swap({ versions: this.current.versions, routes });
+    const ramps = new Map(this.current.ramps);
+    ramps.delete(workflowType);
+    this.swap({ versions: this.current.versions, routes, ramps });
+  }
+
+  /** Sets (or, with null, clears) a type's ramp. The version must be loaded and not routed. */
+  commitRamp(workflowType: string, ramp: Ramp | null): void {
+    const ramps = new Map(this.current.ramps);
+    if (ramp) {
+      if (!this.get(workflowType, ramp.version)) throw new Error(`internal: ramp to unloaded ${workflowType} ${ramp.version}`);
+      ramps.set(workflowType, ramp);
+    } else ramps.delete(workflowType);
+    this.swap({ versions: this.current.versions, routes: this.current.routes, ramps });
   }
 
   /**
@@ -157,12 +216,13 @@ export class WorkflowCatalog {
     const entry = this.get(workflowType, version);
     if (!entry) throw new Error(`internal: swap out of unloaded ${workflowType} ${version}`);
     if (this.current.routes.get(workflowType) === version) throw new Error('internal: swap out of the routed version');
+    if (this.current.ramps.get(workflowType)?.version === version) throw new Error('internal: swap out of the ramping version');
     const versions = new Map(this.current.versions);
     const ofType = new Map(versions.get(workflowType));
     ofType.delete(version);
     if (ofType.size === 0) versions.delete(workflowType);
     else versions.set(workflowType, ofType);
-    this.swap({ versions, routes: this.current.routes });
+    this.swap({ versions, routes: this.current.routes, ramps: this.current.ramps });
     return entry;
   }
 
@@ -171,14 +231,14 @@ export class WorkflowCatalog {
   }
 
   /** Replaces the whole state (startup restore). */
-  reset(entries: VersionEntry[], routes: Map<string, string>): void {
+  reset(entries: VersionEntry[], routes: Map<string, string>, ramps: Map<string, Ramp> = new Map()): void {
     const versions = new Map<string, Map<string, VersionEntry>>();
     for (const e of entries) {
       let ofType = versions.get(e.workflowType);
       if (!ofType) versions.set(e.workflowType, (ofType = new Map()));
       ofType.set(e.version, e);
     }
-    this.swap({ versions, routes: new Map(routes) });
+    this.swap({ versions, routes: new Map(routes), ramps: new Map(ramps) });
   }
 
   private swap(next: CatalogSnapshot): void {

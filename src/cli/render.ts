@@ -1,6 +1,7 @@
 // Text rendering helpers shared by commands: versions, times and aligned tables.
 import { escapeText } from '../escape.js';
 import { COLOUR_CODE, type Output } from './output.js';
+import type { VersionInfo } from '../engine/types.js';
 
 export { escapeText };
 
@@ -29,6 +30,47 @@ export function when(out: Output, iso: string): string {
 
 export function visibleLength(s: string): number {
   return s.replace(COLOUR_CODE, '').length;
+}
+
+/** A version's state for people: `routed`, `ramping 10%`, `draining`, `drained`, coloured. */
+export function stateText(out: Output, v: Pick<VersionInfo, 'state' | 'ramp_percent'>): string {
+  const { c } = out;
+  switch (v.state) {
+    case 'routed':
+      return c.green('routed');
+    case 'ramping':
+      return c.magenta(`ramping ${v.ramp_percent}%`);
+    case 'draining':
+      return c.yellow('draining');
+    default:
+      return c.dim(v.state);
+  }
+}
+
+/** The NOTE column of version tables: rollback target and the author's label. */
+export function versionNote(out: Output, v: Pick<VersionInfo, 'rollback_target' | 'label'>): string {
+  const notes: string[] = [];
+  if (v.rollback_target) notes.push(out.c.blue('rollback target'));
+  if (v.label) notes.push(v.label);
+  return notes.join(' · ');
+}
+
+/** The version table of `versions` and `top`. */
+export function versionsTable(out: Output, versions: readonly VersionInfo[]): string {
+  return table(
+    out,
+    ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED', 'NOTE'],
+    versions.map((v) => [
+      v.workflow_type,
+      out.c.cyan(shortVersion(out, v.version)),
+      stateText(out, v),
+      String(v.pins.live),
+      String(v.pins.recoverable),
+      String(v.pins.recorded_children),
+      when(out, v.loaded_at),
+      versionNote(out, v),
+    ]),
+  );
 }
 
 /**

@@ -1,35 +1,12 @@
 // The one interface commands talk to: the engine embedded in this process, or a running
 // `aion serve` answering the same methods over its control socket (src/client/remote.ts).
-import path from 'node:path';
-import type { Engine, DeployOptions } from '../engine/engine.js';
-import type { RunFilter } from '../engine/runs.js';
-import type {
-  DeployRecord,
-  LoadOutcome,
-  RouteOutcome,
-  RunDetail,
-  RunSummary,
-  SignalOutcome,
-  StartOutcome,
-  UnloadOutcome,
-  VersionInfo,
-} from '../engine/types.js';
+import type { Engine } from '../engine/engine.js';
 import { readHolder, type HolderInfo } from '../store/holder.js';
 import { AionError } from '../errors.js';
+import { bindOperations, runOperation, type Operations } from './operations.js';
 
-export interface Client {
-  load(archivePath: string, options?: DeployOptions): Promise<LoadOutcome>;
-  route(workflowType: string, version: string, options?: DeployOptions): Promise<RouteOutcome>;
-  versions(workflowType?: string): Promise<VersionInfo[]>;
-  unload(workflowType: string, version: string, options?: DeployOptions): Promise<UnloadOutcome>;
-  history(workflowType?: string, limit?: number): Promise<DeployRecord[]>;
-  /** Routes the type back to the version routed before the current one (see Engine.rollbackWorkflowVersion). */
-  rollback(workflowType: string, options?: DeployOptions): Promise<RouteOutcome>;
-  start(workflowType: string, input: unknown, options?: { workflowId?: string }): Promise<StartOutcome>;
-  signal(workflowId: string, name: string, input: unknown): Promise<SignalOutcome>;
-  terminate(workflowId: string, reason: string): Promise<SignalOutcome>;
-  runs(filter?: RunFilter): Promise<RunSummary[]>;
-  show(workflowId: string): Promise<RunDetail>;
+/** One method per operation of the table (src/client/operations.ts), plus close. */
+export interface Client extends Operations {
   close(): Promise<void>;
 }
 
@@ -52,41 +29,11 @@ export interface ClientOptions {
 /** How long a command driving runs keeps the state directory unused before letting go of it. */
 export const RELEASE_IDLE_MS = 25;
 
+/** The engine in this process: each operation validated and run exactly as `aion serve` runs it. */
+export interface EmbeddedClient extends Operations {}
 export class EmbeddedClient implements Client {
-  constructor(readonly engine: Engine) {}
-
-  load(archivePath: string, options?: DeployOptions) {
-    return this.engine.loadPackage({ path: path.resolve(archivePath) }, options);
-  }
-  route(workflowType: string, version: string, options?: DeployOptions) {
-    return this.engine.routeWorkflowVersion(workflowType, version, options);
-  }
-  versions(workflowType?: string) {
-    return this.engine.listWorkflowVersions(workflowType);
-  }
-  unload(workflowType: string, version: string, options?: DeployOptions) {
-    return this.engine.unloadWorkflowVersion(workflowType, version, options);
-  }
-  history(workflowType?: string, limit?: number) {
-    return this.engine.deployHistory(workflowType, limit);
-  }
-  rollback(workflowType: string, options?: DeployOptions) {
-    return this.engine.rollbackWorkflowVersion(workflowType, options);
-  }
-  start(workflowType: string, input: unknown, options?: { workflowId?: string }) {
-    return this.engine.runs.start(workflowType, input, options);
-  }
-  signal(workflowId: string, name: string, input: unknown) {
-    return this.engine.runs.signal(workflowId, name, input);
-  }
-  terminate(workflowId: string, reason: string) {
-    return this.engine.runs.terminate(workflowId, reason);
-  }
-  runs(filter?: RunFilter) {
-    return this.engine.runs.list(filter);
-  }
-  show(workflowId: string) {
-    return this.engine.runs.show(workflowId);
+  constructor(readonly engine: Engine) {
+    Object.assign(this, bindOperations((name, params, local) => runOperation(engine, name, params, local)));
   }
   close() {
     return this.engine.close();

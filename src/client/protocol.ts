@@ -35,20 +35,10 @@
 //   which the client prints as it would have printed them itself.
 //   A reply to a line that could not be read as a request has `"id": null`.
 //
-// Methods and params (optional ones marked ?)
-//   load       {archive: absolute path, dry_run?, message?}       → LoadOutcome
-//   route      {workflow_type, version, dry_run?, message?}       → RouteOutcome
-//   versions   {workflow_type?}                                   → VersionInfo[]
-//   unload     {workflow_type, version, dry_run?, message?}       → UnloadOutcome
-//   history    {workflow_type?, limit?}                           → DeployRecord[] (newest `limit`)
-//   rollback   {workflow_type, dry_run?, message?}                → RouteOutcome
-//   start      {workflow_type, input?, workflow_id?}              → StartOutcome
-//   signal     {workflow_id, name, input?}                        → SignalOutcome
-//   terminate  {workflow_id, reason}                              → SignalOutcome
-//   runs       {type?, version?, status?}                         → RunSummary[]
-//   show       {workflow_id}                                      → RunDetail
-//   hello      {}                                                 → {server: "aion serve", v, pid, state_dir}
-//   `load` names the archive by absolute path: the server reads it (same machine, same user).
+// Methods and params
+//   Declared once, in the operation table (src/client/operations.ts): each method's params
+//   with their types, and the engine operation it runs. `load` names the archive by absolute
+//   path: the server reads it (same machine, same user). Unknown params are refused.
 //
 // Errors of the protocol itself (all `usage`, none changes any state or stops the server)
 //   malformed JSON, a request that is not an object, a missing/invalid `id` or `method` or
@@ -62,27 +52,14 @@
 //
 // This module is imported by clients: it must stay free of engine and store imports.
 import { AionError, EXIT_CODES, type ErrorCode } from '../errors.js';
+import { isOperation, METHODS, PROTOCOL_VERSION, type OperationName } from './operations.js';
 
-export const PROTOCOL_VERSION = 1;
+export { METHODS, PROTOCOL_VERSION };
 export const MAX_REQUEST_BYTES = 1024 * 1024;
 /** sun_path is 108 bytes on Linux and 104 on macOS, both including the terminating NUL. */
 export const MAX_SOCKET_PATH_BYTES = 103;
 
-export const METHODS = [
-  'load',
-  'route',
-  'versions',
-  'unload',
-  'history',
-  'rollback',
-  'start',
-  'signal',
-  'terminate',
-  'runs',
-  'show',
-  'hello',
-] as const;
-export type Method = (typeof METHODS)[number];
+export type Method = OperationName;
 
 export type RequestId = number | string;
 
@@ -222,12 +199,12 @@ export function parseRequest(line: string): { request: Request } | { error: Aion
     };
   }
   if (typeof r.method !== 'string') return { id, error: new AionError('usage', "malformed request: 'method' must be a string") };
-  if (!(METHODS as readonly string[]).includes(r.method)) {
+  if (!isOperation(r.method)) {
     return { id, error: new AionError('usage', `unknown method '${r.method}'`, { details: { methods: [...METHODS] } }) };
   }
   const params = r.params ?? {};
   if (params === null || typeof params !== 'object' || Array.isArray(params)) {
     return { id, error: new AionError('usage', "malformed request: 'params' must be an object") };
   }
-  return { request: { v: PROTOCOL_VERSION, id, method: r.method as Method, params: params as Record<string, unknown> } };
+  return { request: { v: PROTOCOL_VERSION, id, method: r.method, params: params as Record<string, unknown> } };
 }

@@ -5,24 +5,11 @@
 // a command never loads the engine, the store or LevelDB.
 import net from 'node:net';
 import { statSync } from 'node:fs';
-import path from 'node:path';
 import { AionError } from '../errors.js';
 import { readHolder, type HolderInfo } from '../store/holder.js';
 import { encodeLine, PROTOCOL_VERSION, wireToError, type Method, type RequestId } from './protocol.js';
+import { bindOperations, OPERATIONS, type Operations } from './operations.js';
 import type { Client } from './client.js';
-import type { DeployOptions } from '../engine/engine.js';
-import type { RunFilter } from '../engine/runs.js';
-import type {
-  DeployRecord,
-  LoadOutcome,
-  RouteOutcome,
-  RunDetail,
-  RunSummary,
-  SignalOutcome,
-  StartOutcome,
-  UnloadOutcome,
-  VersionInfo,
-} from '../engine/types.js';
 
 const CONNECT_TIMEOUT_MS = 2000;
 
@@ -99,10 +86,13 @@ export async function serverAnswers(holder: HolderInfo | undefined): Promise<boo
 }
 
 interface Pending {
+  method: Method;
   resolve: (value: unknown) => void;
   reject: (error: AionError) => void;
 }
 
+/** The operations of the table, each one request to the server (see `call`). */
+export interface RemoteClient extends Operations {}
 export class RemoteClient implements Client {
   private nextId = 1;
   private readonly pending = new Map<RequestId, Pending>();
@@ -117,20 +107,27 @@ export class RemoteClient implements Client {
     private readonly socket: net.Socket,
     readonly server: { socket: string; pid: number; stateDir: string },
   ) {
+    Object.assign(this, bindOperations((name, params) => this.call(name, params)));
     socket.setEncoding('utf8');
     socket.on('data', (chunk: string) => this.receive(chunk));
     socket.on('error', () => {
       // 'close' follows and fails whatever is pending.
     });
     socket.on('close', () => {
-      if (!this.closed) this.fail(this.lost());
+      if (this.closed) return;
+      // Each request learns what the loss means for it: a mutation may or may not have
+      // taken effect; a read changed nothing.
+      this.broken ??= this.lost(undefined);
+      for (const p of this.pending.values()) p.reject(this.lost(p.method));
+      this.pending.clear();
     });
   }
 
-  private lost(): AionError {
-    return new AionError('internal', `the connection to aion serve (pid ${this.server.pid}) at ${this.server.socket} closed before it replied; the operation may or may not have taken effect`, {
-      details: { socket: this.server.socket, server_pid: this.server.pid },
-      hint: "check the outcome with 'aion versions' or 'aion runs', then retry",
+  private lost(method: Method | undefined): AionError {
+    const read = method !== undefined && !OPERATIONS[method].mutates;
+    return new AionError('unavailable', `aion serve (pid ${this.server.pid}) went away before it replied; ${read ? `nothing was changed (${method} only reads)` : 'the operation may or may not have taken effect'}`, {
+      details: { socket: this.server.socket, server_pid: this.server.pid, ...(method ? { method } : {}) },
+      hint: read ? 'retry (it runs in-process once aion serve is gone)' : "check the outcome with 'aion versions', 'aion history' or 'aion show', then retry",
     });
   }
 
@@ -192,54 +189,9 @@ export class RemoteClient implements Client {
     if (this.closed) return Promise.reject(new AionError('internal', 'the client is closed'));
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.pending.set(id, { method, resolve: resolve as (v: unknown) => void, reject });
       this.socket.write(encodeLine({ v: PROTOCOL_VERSION, id, method, params }));
     });
-  }
-
-  load(archivePath: string, options: DeployOptions = {}) {
-    return this.call<LoadOutcome>('load', { archive: path.resolve(archivePath), ...deployParams(options) });
-  }
-  route(workflowType: string, version: string, options: DeployOptions = {}) {
-    return this.call<RouteOutcome>('route', { workflow_type: workflowType, version, ...deployParams(options) });
-  }
-  versions(workflowType?: string) {
-    return this.call<VersionInfo[]>('versions', workflowType === undefined ? {} : { workflow_type: workflowType });
-  }
-  unload(workflowType: string, version: string, options: DeployOptions = {}) {
-    return this.call<UnloadOutcome>('unload', { workflow_type: workflowType, version, ...deployParams(options) });
-  }
-  history(workflowType?: string, limit?: number) {
-    return this.call<DeployRecord[]>('history', {
-      ...(workflowType === undefined ? {} : { workflow_type: workflowType }),
-      ...(limit === undefined ? {} : { limit }),
-    });
-  }
-  rollback(workflowType: string, options: DeployOptions = {}) {
-    return this.call<RouteOutcome>('rollback', { workflow_type: workflowType, ...deployParams(options) });
-  }
-  start(workflowType: string, input: unknown, options: { workflowId?: string } = {}) {
-    return this.call<StartOutcome>('start', {
-      workflow_type: workflowType,
-      input: input ?? null,
-      ...(options.workflowId === undefined ? {} : { workflow_id: options.workflowId }),
-    });
-  }
-  signal(workflowId: string, name: string, input: unknown) {
-    return this.call<SignalOutcome>('signal', { workflow_id: workflowId, name, input: input ?? null });
-  }
-  terminate(workflowId: string, reason: string) {
-    return this.call<SignalOutcome>('terminate', { workflow_id: workflowId, reason });
-  }
-  runs(filter: RunFilter = {}) {
-    const params: Record<string, unknown> = {};
-    if (filter.type !== undefined) params.type = filter.type;
-    if (filter.version !== undefined) params.version = filter.version;
-    if (filter.status !== undefined) params.status = filter.status;
-    return this.call<RunSummary[]>('runs', params);
-  }
-  show(workflowId: string) {
-    return this.call<RunDetail>('show', { workflow_id: workflowId });
   }
 
   /** Closes the connection (never the server). */
@@ -258,11 +210,4 @@ export class RemoteClient implements Client {
       }, 1000).unref();
     });
   }
-}
-
-function deployParams(options: DeployOptions): Record<string, unknown> {
-  const params: Record<string, unknown> = {};
-  if (options.dryRun) params.dry_run = true;
-  if (options.message !== undefined) params.message = options.message;
-  return params;
 }

@@ -128,6 +128,23 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
     }
   }
 
+  // --- ramps -------------------------------------------------------------------------------
+  const routes = await store.routes();
+  for await (const [k, bytes] of store.entries(K.rampRange())) {
+    const type = k.slice(k.indexOf('\x00') + 1);
+    let ramp: { version?: unknown; percent?: unknown } | undefined;
+    try {
+      ramp = JSON.parse(decoder.decode(bytes)) as { version?: unknown; percent?: unknown };
+    } catch {
+      ramp = undefined;
+    }
+    const version = typeof ramp?.version === 'string' ? ramp.version : undefined;
+    const percentOk = typeof ramp?.percent === 'number' && ramp.percent > 0 && ramp.percent < 100;
+    if (!version || !percentOk || !loaded.has(`${type}\x00${version}`) || routes.get(type) === version || !routes.has(type)) {
+      problem('dangling_ramp', k, `the ramp of '${type}' is malformed or names a version that is not loaded or is routed; it is ignored and new starts go to the routed version`, [del(k)]);
+    }
+  }
+
   // --- runs, histories, markers, pins, timers ----------------------------------------------
   const runs = new Map<string, RunRecord>();
   /** Workflow ids whose record or history is damaged: their index entries are left alone. */

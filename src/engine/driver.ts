@@ -388,7 +388,7 @@ export class Driver {
             }
             let pin;
             try {
-              pin = this.deps.catalog.pinStart(cmd.workflow_type);
+              pin = this.deps.catalog.pinStart(cmd.workflow_type, childId);
             } catch {
               return { status: 'failed', commands: [], error: { message: `cannot start a child of type '${cmd.workflow_type}': no version of it is loaded`, name: 'ChildStartError' } };
             }
@@ -458,7 +458,7 @@ export class Driver {
     } else {
       // The successor takes the version routed now, under an in-flight pin until its
       // WorkflowStarted is written in the same batch that ends this run.
-      const pin = this.deps.catalog.pinStart(rec.workflow_type);
+      const pin = this.deps.catalog.pinStart(rec.workflow_type, rec.workflow_id);
       try {
         const nextRunId = randomUUID();
         const { ops, seed } = this.startBatch(rec.workflow_id, nextRunId, pin.entry, ending.input, rec.parent, rec.run_id);

@@ -3,12 +3,12 @@
 // deploy lock and then the catalog mutation lock (that order, everywhere), writes its change
 // to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
 // failure at any step leaves both the state directory and the catalog exactly as before.
-import os from 'node:os';
+import { currentActor } from '../actor.js';
 import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
-import { WorkflowCatalog, type VersionEntry } from '../catalog/catalog.js';
+import { notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
 import { Store, putJSON, putBytes, del, encodeJSON } from '../store/store.js';
 import { K } from '../store/keys.js';
 import { readVersionPins } from '../store/pins.js';
@@ -16,12 +16,13 @@ import type { KV } from '../store/kv.js';
 import type { HolderInfo } from '../store/holder.js';
 import type { AionPackage } from '../package/types.js';
 import { ShutdownGate, admitted } from './gate.js';
+import { describeHolder, describeHolders, holdersHint } from './holders.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
 import { restoreCatalog, rowOf, type PackageRow } from './restore.js';
 import { RunManager } from './runs.js';
 import { LiveRuns, DEFAULT_MAX_RESIDENT } from './live.js';
 import type { CodePool, PoolLimits } from '../runtime/pool.js';
-import type { DeployRecord, LoadOutcome, PinHolder, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
+import type { DeployRecord, HoldersOutcome, LoadOutcome, PinHolder, PruneOutcome, RampOutcome, RolloutStatus, RouteOutcome, UnloadOutcome, VersionInfo } from './types.js';
 
 export interface EngineOptions {
   stateDir: string;
@@ -55,6 +56,10 @@ export interface DeployOptions {
   dryRun?: boolean;
   /** Free text recorded in the deploy history. */
   message?: string;
+  /** Recorded as the history's `user` (the caller's AION_ACTOR or OS user); default: this process's. */
+  actor?: string;
+  /** Load only: false registers and persists without touching the route (`load --no-route`). */
+  route?: boolean;
   /**
    * Load only: called as each step begins (progress views). Never over the control socket.
    * A throwing callback is ignored; it cannot fail the load.
@@ -140,8 +145,8 @@ export class Engine {
         });
     engine = new Engine(store, options);
     try {
-      const { entries, routes } = await restoreCatalog(store, (m) => engine.warn(m));
-      engine.catalog.reset(entries, routes);
+      const { entries, routes, ramps } = await restoreCatalog(store, (m) => engine.warn(m));
+      engine.catalog.reset(entries, routes, ramps);
     } catch (error) {
       await store.close().catch(() => {});
       throw error;
@@ -241,12 +246,15 @@ export class Engine {
     const version = pkg.version;
     const previous = this.catalog.snapshot().routes.get(type) ?? null;
     const resident = this.catalog.get(type, version);
+    const route = options.route !== false;
     const base = {
       workflow_type: type,
       version,
+      label: pkg.manifest.label ?? null,
       deployed_entry_module: `${pkg.manifest.entry_module}$${version}`,
       entry_function: pkg.manifest.entry_function,
-      route_changed: previous !== version,
+      route_changed: route && previous !== version,
+      routed: route,
       previous,
     };
 
@@ -267,10 +275,10 @@ export class Engine {
       progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
       // after a failed persistence must complete it.
-      await this.persistLoad(resident, bytes, previous, options.message);
-      progress(options, 'route', { workflow_type: type, version });
+      await this.persistLoad(resident, bytes, previous, route, options);
+      progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
       faultPoint('load.after-write');
-      this.catalog.commitLoad(resident, true);
+      this.catalog.commitLoad(resident, route);
       faultPoint('load.swapped');
       return outcome;
     }
@@ -315,31 +323,32 @@ export class Engine {
     };
     progress(options, 'persist', { workflow_type: type, version });
     try {
-      await this.persistLoad(entry, bytes, previous, options.message);
+      await this.persistLoad(entry, bytes, previous, route, options);
     } catch (error) {
       unregister();
       throw error;
     }
-    progress(options, 'route', { workflow_type: type, version });
+    progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
     faultPoint('load.after-write');
-    this.catalog.commitLoad(entry, true);
+    this.catalog.commitLoad(entry, route);
     faultPoint('load.swapped');
     return outcome;
   }
 
-  /** Writes archive, row, route pointer and deploy record in one synchronous batch. */
-  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, message?: string): Promise<void> {
+  /**
+   * Writes archive, row, deploy record and — when the load routes — the route pointer
+   * (clearing the ramp) in one synchronous batch.
+   */
+  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
     const { workflowType: type, version } = entry;
     faultPoint('load.before-write');
-    await this.store.write(
-      [
-        putJSON(K.packageMeta(type, version), rowOf(entry)),
-        putBytes(K.archive(type, version), bytes),
-        putBytes(K.route(type), new TextEncoder().encode(version)),
-        this.auditOp('load', type, version, previous, message),
-      ],
-      { sync: true },
-    );
+    const ops = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
+    if (route) {
+      // Routing a load sends every new start to it: the ramp goes with the old route.
+      ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+    }
+    ops.push(this.auditOp('load', type, version, previous, options, route ? {} : { routed: false }));
+    await this.store.write(ops, { sync: true });
   }
 
   // --- route --------------------------------------------------------------------------------
@@ -374,14 +383,7 @@ export class Engine {
           hint: "see what is loaded with 'aion versions'",
         });
       }
-      const history = await this.deployHistory(workflowType);
-      let target: string | null | undefined;
-      for (let i = history.length - 1; i >= 0; i--) {
-        const r = history[i]!;
-        if (r.operation === 'unload' || r.version !== current || r.previous === r.version) continue;
-        target = r.previous;
-        break;
-      }
+      const target = rollbackTargetOf(await this.deployHistory(workflowType), current);
       const short = current.slice(0, 12);
       if (!target) {
         throw new AionError('not_found', `no version was routed before ${short} for '${workflowType}': nothing to roll back to`, {
@@ -414,19 +416,83 @@ export class Engine {
     );
   }
 
-  /** Points the route at a resolved entry: pointer and audit record in one batch, then the swap. */
+  /** Points the route at a resolved entry (clearing any ramp): pointer, ramp and audit record in one batch, then the swap. */
   private async routeLocked(workflowType: string, entry: VersionEntry, options: DeployOptions): Promise<RouteOutcome> {
     const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
     const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
     if (options.dryRun) return outcome;
     faultPoint('route.before-write');
     await this.store.write(
-      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), this.auditOp('route', workflowType, entry.version, previous, options.message)],
+      [putBytes(K.route(workflowType), new TextEncoder().encode(entry.version)), del(K.ramp(workflowType)), this.auditOp('route', workflowType, entry.version, previous, options)],
       { sync: true },
     );
     faultPoint('route.after-write');
     this.catalog.commitRoute(workflowType, entry.version);
     faultPoint('route.swapped');
+    return outcome;
+  }
+
+  // --- ramp ---------------------------------------------------------------------------------
+
+  /**
+   * Sends `percent` of new starts of a type to a loaded version (the rest keep going to the
+   * routed one), or with `ref` null clears the ramp. Which side a start takes depends on its
+   * workflow id alone (see `takesRamp` in the catalog). The ramp is written with its audit
+   * record in one synchronous batch, then swapped into the catalog; `route`, `rollback` and a
+   * routing `load` clear it. Idempotent.
+   *
+   * Failures: `usage` (percent not in (0, 100) with two decimals at most, the version is the
+   * routed one, bad or ambiguous prefix), `not_found` (unknown type or version, or the type has
+   * no routed version to ramp from), `shutting_down`, `store` (nothing written, catalog as
+   * before). Lock order: deploy lock, mutation lock.
+   */
+  async rampWorkflowVersion(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions = {}): Promise<RampOutcome> {
+    if (ref !== null) checkPercent(percent);
+    return admitted(this.gate, 'ramp', () =>
+      this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          return await this.rampLocked(workflowType, ref, percent, options);
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  private async rampLocked(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions): Promise<RampOutcome> {
+    const routed = this.catalog.snapshot().routes.get(workflowType) ?? null;
+    const previousRamp = this.catalog.ramp(workflowType) ?? null;
+    let ramp: Ramp | null = null;
+    if (ref !== null) {
+      const entry = this.catalog.resolve(workflowType, ref);
+      if (routed === null) {
+        throw new AionError('not_found', `workflow type '${workflowType}' has no routed version to ramp from`, {
+          details: { workflow_type: workflowType, loaded: this.catalog.versionsOf(workflowType).map((e) => e.version) },
+          hint: `route a version first: aion route ${workflowType} <version>`,
+        });
+      }
+      if (entry.version === routed) {
+        throw new AionError('usage', `version ${entry.version.slice(0, 12)} is already the routed version of '${workflowType}': ramp another version, or clear the ramp with --clear`, {
+          details: { workflow_type: workflowType, version: entry.version },
+        });
+      }
+      ramp = { version: entry.version, percent: percent! };
+    } else if (this.catalog.versionsOf(workflowType).length === 0) {
+      throw notLoaded(workflowType, '--clear', []);
+    }
+    const outcome: RampOutcome = { workflow_type: workflowType, routed, ramping: ramp ? { ...ramp } : null, previous_ramp: previousRamp ? { ...previousRamp } : null };
+    if (options.dryRun) return { ...outcome, dry_run: true };
+    faultPoint('ramp.before-write');
+    await this.store.write(
+      [
+        ramp ? putJSON(K.ramp(workflowType), ramp) : del(K.ramp(workflowType)),
+        this.auditOp('ramp', workflowType, (ramp ?? previousRamp)?.version ?? routed ?? '', routed, options, { ramp: ramp ? { ...ramp } : null }),
+      ],
+      { sync: true },
+    );
+    faultPoint('ramp.after-write');
+    this.catalog.commitRamp(workflowType, ramp);
     return outcome;
   }
 
@@ -440,6 +506,7 @@ export class Engine {
   async listWorkflowVersions(workflowType?: string): Promise<VersionInfo[]> {
     const snapshot = this.catalog.snapshot();
     const entries = this.catalog.list(workflowType);
+    const targets = await this.rollbackTargets(workflowType);
     if (workflowType !== undefined && entries.length === 0) {
       const known = [...snapshot.versions.keys()].sort();
       throw new AionError('not_found', `workflow type '${workflowType}' has no loaded versions`, {
@@ -452,6 +519,8 @@ export class Engine {
       const pins = await readVersionPins(this.store, entry.workflowType, entry.version, 0);
       const live = this.live.count(entry.workflowType, entry.version);
       const routeActive = snapshot.routes.get(entry.workflowType) === entry.version;
+      const ramp = snapshot.ramps.get(entry.workflowType);
+      const ramping = ramp?.version === entry.version;
       const counts = { live, recoverable: Math.max(0, pins.runsTotal - live), recorded_children: pins.childrenTotal };
       const pinned = counts.live + counts.recoverable + counts.recorded_children + this.catalog.inFlightStarts(entry.workflowType, entry.version) > 0;
       result.push({
@@ -462,12 +531,78 @@ export class Engine {
         manifest_version: entry.manifest.format_version,
         manifest_digest: entry.manifestDigest,
         loaded_at: entry.loadedAt,
+        label: entry.manifest.label ?? null,
         route_active: routeActive,
+        ramp_percent: ramping ? ramp!.percent : null,
+        rollback_target: targets.get(entry.workflowType) === entry.version,
         pins: counts,
-        state: routeActive ? 'routed' : pinned ? 'draining' : 'drained',
+        state: routeActive ? 'routed' : ramping ? 'ramping' : pinned ? 'draining' : 'drained',
       });
     }
     return result;
+  }
+
+  /**
+   * One rollout summary per type (of one, or all): routed, ramping, rollback target, the
+   * draining and drained versions and active runs per version. Built on the version list,
+   * so it never waits on a deploy mutation; fails `not_found` for an unknown given type.
+   */
+  async rolloutStatus(workflowType?: string): Promise<RolloutStatus[]> {
+    const versions = await this.listWorkflowVersions(workflowType);
+    const byType = new Map<string, VersionInfo[]>();
+    for (const v of versions) {
+      let list = byType.get(v.workflow_type);
+      if (!list) byType.set(v.workflow_type, (list = []));
+      list.push(v);
+    }
+    return [...byType].map(([type, list]) => {
+      const routed = list.find((v) => v.state === 'routed');
+      const ramping = list.find((v) => v.state === 'ramping');
+      const runs: Record<string, { running: number }> = {};
+      for (const v of list) {
+        const running = v.pins.live + v.pins.recoverable;
+        if (running > 0) runs[v.version] = { running };
+      }
+      return {
+        workflow_type: type,
+        routed: routed?.version ?? null,
+        label: routed?.label ?? null,
+        ramping: ramping ? { version: ramping.version, percent: ramping.ramp_percent!, label: ramping.label } : null,
+        rollback_target: list.find((v) => v.rollback_target)?.version ?? null,
+        draining: list.filter((v) => v.state === 'draining').map((v) => ({ version: v.version, pins: v.pins })),
+        drained: list.filter((v) => v.state === 'drained').map((v) => v.version),
+        runs,
+      };
+    });
+  }
+
+  /** Every holder of one loaded version (full hash or unique prefix), at most 100 listed. */
+  async versionHolders(workflowType: string, ref: string): Promise<HoldersOutcome> {
+    const entry = this.catalog.resolve(workflowType, ref);
+    const { holders, total } = await this.pinHolders(workflowType, entry.version);
+    return { workflow_type: workflowType, version: entry.version, holders, holders_total: total };
+  }
+
+  /**
+   * What `rollback` would route each routed type (of one, or all) to, from one read of the
+   * deploy history: type → version (only types whose target is known; it may be unloaded).
+   */
+  async rollbackTargets(workflowType?: string): Promise<Map<string, string>> {
+    const routes = this.catalog.snapshot().routes;
+    const targets = new Map<string, string>();
+    if (workflowType !== undefined ? !routes.has(workflowType) : routes.size === 0) return targets;
+    const byType = new Map<string, DeployRecord[]>();
+    for (const r of await this.deployHistory(workflowType)) {
+      let list = byType.get(r.workflow_type);
+      if (!list) byType.set(r.workflow_type, (list = []));
+      list.push(r);
+    }
+    for (const [type, records] of byType) {
+      const current = routes.get(type);
+      const target = current === undefined ? null : rollbackTargetOf(records, current);
+      if (target) targets.set(type, target);
+    }
+    return targets;
   }
 
   // --- unload -------------------------------------------------------------------------------
@@ -494,17 +629,105 @@ export class Engine {
     );
   }
 
+  /**
+   * Unloads every drained version (of one type, or all) except the routed one, the ramping
+   * one, the rollback target and the `keep` most recently loaded of the rest; the others
+   * that something pins are kept (`pinned`). All candidates are swapped out of the catalog
+   * first, their pins checked (a pinned one is restored), then every unload is written in ONE
+   * synchronous batch (rows, archives, one `unload` record each, message "prune" or -m): a
+   * failure restores them all and nothing was unloaded. Lock order: deploy lock, mutation lock.
+   * Fails `usage` for a bad keep, `not_found` for an unknown given type, `store`.
+   */
+  async pruneVersions(workflowType: string | undefined, keep = 1, options: DeployOptions = {}): Promise<PruneOutcome> {
+    if (!Number.isSafeInteger(keep) || keep < 0) throw new AionError('usage', `--keep must be a whole number ≥ 0, got ${JSON.stringify(keep)}`);
+    return admitted(this.gate, 'prune', () =>
+      this.deployLock.run(async () => {
+        const release = await this.catalog.beginMutation();
+        try {
+          return await this.pruneLocked(workflowType, keep, options);
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  private async pruneLocked(workflowType: string | undefined, keep: number, options: DeployOptions): Promise<PruneOutcome> {
+    if (workflowType !== undefined && this.catalog.versionsOf(workflowType).length === 0) throw notLoaded(workflowType, '', []);
+    const snapshot = this.catalog.snapshot();
+    const targets = await this.rollbackTargets(workflowType);
+    const types = workflowType === undefined ? [...snapshot.versions.keys()].sort() : [workflowType];
+    const kept: PruneOutcome['kept'] = [];
+    const candidates: VersionEntry[] = [];
+    for (const type of types) {
+      const rest: VersionEntry[] = [];
+      for (const entry of this.catalog.versionsOf(type)) {
+        const reason = snapshot.routes.get(type) === entry.version ? 'routed'
+          : snapshot.ramps.get(type)?.version === entry.version ? 'ramping'
+          : targets.get(type) === entry.version ? 'rollback_target'
+          : undefined;
+        if (reason) kept.push({ workflow_type: type, version: entry.version, reason });
+        else rest.push(entry);
+      }
+      // versionsOf is oldest first: the newest `keep` of the rest stay.
+      const newest = keep === 0 ? [] : rest.slice(-keep);
+      for (const entry of rest) {
+        if (newest.includes(entry)) kept.push({ workflow_type: type, version: entry.version, reason: 'keep' });
+        else candidates.push(entry);
+      }
+    }
+    const removed: VersionEntry[] = [];
+    const restoreAll = () => {
+      for (const entry of removed) this.catalog.restore(entry);
+    };
+    const unloaded: VersionEntry[] = [];
+    try {
+      for (const entry of candidates) {
+        removed.push(this.catalog.swapOut(entry.workflowType, entry.version));
+        const { total } = await this.pinHolders(entry.workflowType, entry.version);
+        if (total > 0) {
+          this.catalog.restore(removed.pop()!);
+          kept.push({ workflow_type: entry.workflowType, version: entry.version, reason: 'pinned' });
+        } else unloaded.push(entry);
+      }
+      const outcome: PruneOutcome = { unloaded: unloaded.map((e) => ({ workflow_type: e.workflowType, version: e.version })), kept };
+      if (options.dryRun) {
+        restoreAll();
+        return { ...outcome, dry_run: true };
+      }
+      if (unloaded.length > 0) {
+        const message = options.message ?? 'prune';
+        await this.store.write(
+          unloaded.flatMap((e) => [
+            del(K.packageMeta(e.workflowType, e.version)),
+            del(K.archive(e.workflowType, e.version)),
+            this.auditOp('unload', e.workflowType, e.version, snapshot.routes.get(e.workflowType) ?? null, { ...options, message }),
+          ]),
+          { sync: true },
+        );
+      }
+      for (const entry of unloaded) this.unregisterModules(entry);
+      return outcome;
+    } catch (error) {
+      restoreAll();
+      throw error;
+    }
+  }
+
   private async unloadLocked(workflowType: string, ref: string, options: DeployOptions): Promise<UnloadOutcome> {
     const entry = this.catalog.resolve(workflowType, ref);
     const version = entry.version;
     const short = version.slice(0, 12);
     if (this.catalog.snapshot().routes.get(workflowType) === version) {
-      const others = this.catalog.versionsOf(workflowType).filter((e) => e.version !== version);
       throw new AionError('route_active', `version ${short} is the routed version of '${workflowType}': new starts resolve it`, {
-        details: { workflow_type: workflowType, version },
-        hint: others.length > 0
-          ? `route another version first: aion route ${workflowType} ${others[others.length - 1]!.version.slice(0, 12)}`
-          : `load another version of '${workflowType}' first, then unload this one`,
+        details: { workflow_type: workflowType, version, role: 'routed' },
+        hint: await this.rerouteHint(workflowType, entry),
+      });
+    }
+    if (this.catalog.ramp(workflowType)?.version === version) {
+      throw new AionError('route_active', `version ${short} is the ramping version of '${workflowType}': a share of new starts resolves it`, {
+        details: { workflow_type: workflowType, version, role: 'ramping' },
+        hint: `clear the ramp first: aion ramp ${workflowType} --clear (or promote it: aion route ${workflowType} ${short})`,
       });
     }
     const removed = this.catalog.swapOut(workflowType, version);
@@ -518,7 +741,7 @@ export class Engine {
         return { workflow_type: workflowType, version, unloaded: false, dry_run: true };
       }
       await this.store.write(
-        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options.message)],
+        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options)],
         { sync: true },
       );
     } catch (error) {
@@ -529,6 +752,24 @@ export class Engine {
     this.unregisterModules(removed);
     faultPoint('unload.unregistered');
     return { workflow_type: workflowType, version, unloaded: true };
+  }
+
+  /**
+   * Where to route before unloading the routed version: promote the ramping version; else
+   * the newest version loaded after it (a roll-forward); else the rollback target; else the
+   * newest other version; else load another one.
+   */
+  private async rerouteHint(workflowType: string, routed: VersionEntry): Promise<string> {
+    const ramp = this.catalog.ramp(workflowType);
+    if (ramp) return `promote the ramping version first: aion route ${workflowType} ${ramp.version.slice(0, 12)}`;
+    const all = this.catalog.versionsOf(workflowType);
+    const newer = all.slice(all.indexOf(routed) + 1);
+    if (newer.length > 0) return `route the newer version first: aion route ${workflowType} ${newer[newer.length - 1]!.version.slice(0, 12)}`;
+    const target = (await this.rollbackTargets(workflowType)).get(workflowType);
+    if (target && this.catalog.get(workflowType, target)) return `roll back first (to ${target.slice(0, 12)}): aion rollback ${workflowType}`;
+    const others = all.filter((e) => e !== routed);
+    if (others.length > 0) return `route another version first: aion route ${workflowType} ${others[others.length - 1]!.version.slice(0, 12)}`;
+    return `load another version of '${workflowType}' first, then unload this one`;
   }
 
   /** Every holder of a version, in the contract's order of kinds, at most 100 listed. */
@@ -572,16 +813,18 @@ export class Engine {
 
   // --- deploy history -----------------------------------------------------------------------
 
-  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, message?: string) {
+  private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, options: DeployOptions, extra: Partial<DeployRecord> = {}) {
     const at = Date.now();
+    const message = options.message;
     const record: DeployRecord = {
       at: new Date(at).toISOString(),
-      user: currentUser(),
+      user: options.actor || currentActor(),
       pid: process.pid,
       operation,
       workflow_type: type,
       version,
       previous,
+      ...extra,
       ...(message === undefined ? {} : { message }),
     };
     return { type: 'put' as const, key: K.audit(at, process.pid, this.auditSeq++), value: encodeJSON(record) };
@@ -617,32 +860,34 @@ export class Engine {
   }
 }
 
+/**
+ * The rollback rule, defined once: walking a type's deploy records newest first, the first
+ * `load` or `route` record that moved the route to `current` (its `previous` differs from its
+ * `version`; ramp, unload and --no-route load records are skipped) names the target in its
+ * `previous`. Null when nothing was routed before `current`.
+ */
+export function rollbackTargetOf(records: readonly DeployRecord[], current: string): string | null {
+  for (let i = records.length - 1; i >= 0; i--) {
+    const r = records[i]!;
+    if ((r.operation !== 'load' && r.operation !== 'route') || r.routed === false || r.version !== current || r.previous === r.version) continue;
+    return r.previous;
+  }
+  return null;
+}
+
 function pinnedError(workflowType: string, version: string, holders: PinHolder[], total: number): AionError {
-  const described = holders.slice(0, 5).map(describeHolder).join('; ');
-  const more = total > 5 ? ` and ${total - 5} more` : '';
-  const runIds = holders.flatMap((h) => (h.kind === 'live_run' || h.kind === 'recoverable_run' ? [h.workflow_id] : []));
-  const hint = runIds.length > 0
-    ? `wait for the runs to finish, or terminate them: ${runIds.slice(0, 3).map((id) => `aion terminate ${id}`).join('; ')}`
-    : holders[0]?.kind === 'recorded_child'
-      ? 'let the parent run start or finish its child (aion serve), then retry'
-      : 'retry once the in-flight starts have been recorded';
-  return new AionError('version_pinned', `version ${version.slice(0, 12)} of '${workflowType}' is pinned by ${total} holder${total === 1 ? '' : 's'}: ${described}${more}`, {
+  return new AionError('version_pinned', `version ${version.slice(0, 12)} of '${workflowType}' is pinned by ${total} holder${total === 1 ? '' : 's'}: ${describeHolders(holders, total)}`, {
     details: { workflow_type: workflowType, version, pinned_by: holders[0], holders, holders_total: total },
-    hint,
+    hint: holdersHint(workflowType, version, holders),
   });
 }
 
-export function describeHolder(h: PinHolder): string {
-  switch (h.kind) {
-    case 'in_flight_start':
-      return 'an in-flight start';
-    case 'live_run':
-      return `live run ${h.workflow_id} (run ${h.run_id})`;
-    case 'recoverable_run':
-      return `recoverable run ${h.workflow_id} (run ${h.run_id})`;
-    case 'recorded_child':
-      return `recorded child ${h.child_workflow_id} (recorded by ${h.recorded_by})`;
-  }
+export { describeHolder };
+
+/** A ramp percent: a number with 0 < percent < 100 and at most two decimals; else `usage`. */
+export function checkPercent(percent: unknown): asserts percent is number {
+  const ok = typeof percent === 'number' && Number.isFinite(percent) && percent > 0 && percent < 100 && Math.abs(Math.round(percent * 100) - percent * 100) < 1e-6;
+  if (!ok) throw new AionError('usage', `a ramp percent must be a number greater than 0 and less than 100 with at most two decimals, got ${JSON.stringify(percent ?? null)}`, { hint: 'e.g. aion ramp <type> <version> 5, or 12.5' });
 }
 
 const READ_CHUNK = 1 << 20;
@@ -679,14 +924,6 @@ function versionSourcesOf(registry: ModuleRegistryLike, version: string): [strin
   const modules = registry.modules(version);
   if (modules === undefined) throw new AionError('not_found', `package version ${version} is not registered`, { details: { version } });
   return [...modules.values()].map((m) => [m.name, m.source] as [string, string]);
-}
-
-function currentUser(): string {
-  try {
-    return os.userInfo().username;
-  } catch {
-    return process.env.USER ?? String(process.getuid?.() ?? 'unknown');
-  }
 }
 
 export type { PackageRow };

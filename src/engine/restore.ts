@@ -1,7 +1,7 @@
 // Startup: the catalog is rebuilt from package rows and route pointers alone — no archive is
 // unzipped and no run replayed. A corrupt row is skipped loudly and never stops the others;
 // a route to a version that is not loaded is skipped with a warning.
-import type { VersionEntry } from '../catalog/catalog.js';
+import type { Ramp, VersionEntry } from '../catalog/catalog.js';
 import type { Manifest } from '../package/types.js';
 import { K } from '../store/keys.js';
 import { printableKey, type Store } from '../store/store.js';
@@ -51,7 +51,7 @@ export function rowProblem(key: string, row: PackageRow): string | undefined {
 export async function restoreCatalog(
   store: Store,
   warn: (message: string) => void,
-): Promise<{ entries: VersionEntry[]; routes: Map<string, string> }> {
+): Promise<{ entries: VersionEntry[]; routes: Map<string, string>; ramps: Map<string, Ramp> }> {
   const entries: VersionEntry[] = [];
   const loaded = new Set<string>();
   const rows = store.scanJSON<PackageRow>(K.packageMetaRange(), (k, error) =>
@@ -84,5 +84,14 @@ export async function restoreCatalog(
     }
     routes.set(type, version);
   }
-  return { entries, routes };
+  const ramps = new Map<string, Ramp>();
+  for (const [type, ramp] of await store.ramps((k) => warn(`ignoring corrupt ramp ${printableKey(k)}; starts of its type go to the routed version`))) {
+    const ok = typeof ramp === 'object' && ramp !== null && typeof ramp.version === 'string' && typeof ramp.percent === 'number' && ramp.percent > 0 && ramp.percent < 100;
+    if (!ok || !loaded.has(`${type}\x00${ramp.version}`) || !routes.has(type) || routes.get(type) === ramp.version) {
+      warn(`ignoring the ramp of '${type}': it is malformed or names a version that is not loaded or is routed; starts of '${type}' go to the routed version`);
+      continue;
+    }
+    ramps.set(type, { version: ramp.version, percent: ramp.percent });
+  }
+  return { entries, routes, ramps };
 }

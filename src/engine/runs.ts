@@ -81,7 +81,7 @@ export class RunManager {
       workflowId = options.workflowId ?? `${workflowType}-${randomUUID().slice(0, 8)}`;
       validateWorkflowId(workflowId);
       const code = await this.deps.code();
-      const pin = catalog.pinStart(workflowType);
+      const pin = catalog.pinStart(workflowType, workflowId);
       try {
         version = pin.entry.version;
         await code.ensure(pin.entry);

@@ -3,6 +3,10 @@
 export interface LoadOutcome {
   workflow_type: string;
   version: string;
+  /** The author's label from workflow.json, or null. */
+  label: string | null;
+  /** False for `load --no-route`: registered and persisted, the route untouched. */
+  routed: boolean;
   deployed_entry_module: string;
   entry_function: string;
   freshly_loaded: boolean;
@@ -27,10 +31,16 @@ export interface VersionInfo {
   manifest_version: number;
   manifest_digest: string;
   loaded_at: string;
+  /** The author's label from workflow.json, or null. */
+  label: string | null;
   route_active: boolean;
+  /** Whether `rollback` would route the type to this version now. */
+  rollback_target: boolean;
+  /** The share of new starts this version gets while its type ramps to it, else null. */
+  ramp_percent: number | null;
   pins: PinCounts;
-  /** routed | draining (not routed, still pinned) | drained (safe to unload). */
-  state: 'routed' | 'draining' | 'drained';
+  /** routed | ramping | draining (not routed, still pinned) | drained (safe to unload). */
+  state: 'routed' | 'ramping' | 'draining' | 'drained';
 }
 
 export interface RouteOutcome {
@@ -38,6 +48,43 @@ export interface RouteOutcome {
   version: string;
   route_active: true;
   previous: string | null;
+}
+
+export interface RampOutcome {
+  workflow_type: string;
+  /** The routed version (the rest of new starts go there). */
+  routed: string | null;
+  ramping: { version: string; percent: number } | null;
+  previous_ramp: { version: string; percent: number } | null;
+  dry_run?: true;
+}
+
+/** One workflow type's rollout, as `aion status` shows it. */
+export interface RolloutStatus {
+  workflow_type: string;
+  routed: string | null;
+  /** The routed version's label. */
+  label: string | null;
+  ramping: { version: string; percent: number; label: string | null } | null;
+  /** What `rollback` would route to (a loaded version), else null. */
+  rollback_target: string | null;
+  draining: { version: string; pins: PinCounts }[];
+  drained: string[];
+  /** Active runs per version (live and recoverable). */
+  runs: Record<string, { running: number }>;
+}
+
+export interface PruneOutcome {
+  unloaded: { workflow_type: string; version: string }[];
+  kept: { workflow_type: string; version: string; reason: 'routed' | 'ramping' | 'rollback_target' | 'keep' | 'pinned' }[];
+  dry_run?: true;
+}
+
+export interface HoldersOutcome {
+  workflow_type: string;
+  version: string;
+  holders: PinHolder[];
+  holders_total: number;
 }
 
 export interface UnloadOutcome {
@@ -53,15 +100,19 @@ export type PinHolder =
   | { kind: 'recoverable_run'; workflow_id: string; run_id: string }
   | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string };
 
-/** One deploy audit record (load, route, unload), in the order they happened. */
+/** One deploy audit record (load, route, ramp, unload), in the order they happened. */
 export interface DeployRecord {
   at: string;
   user: string;
   pid: number;
-  operation: 'load' | 'route' | 'unload';
+  operation: 'load' | 'route' | 'ramp' | 'unload';
   workflow_type: string;
   version: string;
   previous: string | null;
+  /** Ramp records: the ramp set (null: cleared); `version` is its version (or the cleared one's). */
+  ramp?: { version: string; percent: number } | null;
+  /** Load records of `load --no-route`: false (the route did not move). */
+  routed?: boolean;
   message?: string;
 }
 

@@ -17,6 +17,18 @@ export const MANIFEST_KEYS = [
   'version',
   'modules',
 ] as const satisfies readonly (keyof Manifest)[];
+/** Optional manifest keys, written after the required ones when present. */
+export const OPTIONAL_MANIFEST_KEYS = ['label'] as const satisfies readonly (keyof Manifest)[];
+
+const LABEL = /^[^\p{C}]{1,64}$/u;
+
+/** An author label: 1 to 64 printable characters (no control or format characters). */
+export function checkLabelField(value: unknown, file: string, field = 'label'): string {
+  if (typeof value !== 'string' || !LABEL.test(value) || [...value].length > 64) {
+    throw fieldError(file, field, `must be 1 to 64 printable characters, got ${describe(value)}`);
+  }
+  return value;
+}
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 /** Names every object inherits: never an export or activity a package can mean. */
@@ -103,7 +115,7 @@ export function checkActivitiesField(value: unknown, file: string, field = 'acti
  * fields. `file` names the file in messages.
  */
 export function validateManifest(value: unknown, file = 'manifest.json'): Manifest {
-  const record = checkObjectKeys(value, file, MANIFEST_KEYS);
+  const record = checkObjectKeys(value, file, MANIFEST_KEYS, OPTIONAL_MANIFEST_KEYS);
   if (record.format_version !== FORMAT_VERSION) {
     throw new AionError(
       'invalid_package',
@@ -150,6 +162,7 @@ export function validateManifest(value: unknown, file = 'manifest.json'): Manife
     activities,
     version: record.version,
     modules,
+    ...(record.label === undefined ? {} : { label: checkLabelField(record.label, file) }),
   };
 }
 
@@ -180,6 +193,7 @@ export function serializeManifest(manifest: Manifest): string {
   const ordered: Record<string, unknown> = {};
   for (const key of MANIFEST_KEYS) ordered[key] = manifest[key];
   ordered.modules = manifest.modules.map((m) => ({ name: m.name, bytes: m.bytes }));
+  if (manifest.label !== undefined) ordered.label = manifest.label;
   return JSON.stringify(ordered, null, 2) + '\n';
 }
 

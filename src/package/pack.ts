@@ -45,6 +45,7 @@ export function projectManifest(project: WorkflowProject): Manifest {
     activities: [...config.activities],
     version: contentHash(project.modules),
     modules: [...project.modules].map(([name, bytes]) => ({ name, bytes: bytes.length })),
+    ...(config.label === undefined ? {} : { label: config.label }),
   };
 }
 

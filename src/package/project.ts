@@ -1,5 +1,5 @@
 // Reading a workflow project directory (CLI contract, "Workflow project format"):
-//   workflow.json        entry_module, entry_function, timeout_seconds, activities, [output]
+//   workflow.json        entry_module, entry_function, timeout_seconds, activities, [output], [label]
 //   modules/**/*.js      the modules; `modules/a/b.js` is logical name `a@b`
 //   src/**               optional, shipped under src/, never part of the version
 // Only reads. A missing or unreadable project directory or workflow.json is `usage`; invalid
@@ -18,6 +18,7 @@ import {
   checkIdentifierField,
   checkLogicalNameField,
   checkObjectKeys,
+  checkLabelField,
   checkTimeoutField,
   fieldError,
 } from './manifest.js';
@@ -25,7 +26,7 @@ import { archivePathProblem, moduleNameFromRelativePath, moduleRelativePath } fr
 
 export const WORKFLOW_FILE = 'workflow.json';
 const REQUIRED_KEYS = ['entry_module', 'entry_function', 'timeout_seconds', 'activities'] as const;
-const OPTIONAL_KEYS = ['output'] as const;
+const OPTIONAL_KEYS = ['output', 'label'] as const;
 
 /** workflow.json, validated. */
 export interface WorkflowConfig {
@@ -35,6 +36,8 @@ export interface WorkflowConfig {
   activities: string[];
   /** Archive path relative to the project directory (never outside it). */
   output?: string;
+  /** Author label shown by inspect, load, versions and status; not part of the version. */
+  label?: string;
 }
 
 export interface WorkflowProject {
@@ -151,6 +154,7 @@ export function parseWorkflowConfig(text: string, file: string): WorkflowConfig 
     }
     config.output = output;
   }
+  if (record.label !== undefined) config.label = checkLabelField(record.label, file);
   return config;
 }
 

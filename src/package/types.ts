@@ -16,6 +16,8 @@ export interface Manifest {
   version: string;
   /** Every module, ascending byte order of name, with its exact byte length. */
   modules: ManifestModule[];
+  /** The author's label (≤ 64 printable characters); not part of the version. Absent: none. */
+  label?: string;
 }
 
 export interface ManifestModule {

@@ -1,7 +1,7 @@
 // The control socket of `aion serve`: accepts connections, reads newline-delimited JSON
 // requests (src/client/protocol.ts) and carries each one out on the serving engine through
-// the same `EmbeddedClient` a command uses in-process, so results and typed errors are the
-// engine's own. Requests are dispatched as they arrive — concurrently, across and within
+// the operation table (src/client/operations.ts) an embedded command uses in-process, so
+// params are checked and results and typed errors are the engine's own. Requests are dispatched as they arrive — concurrently, across and within
 // connections; nothing here serializes them, so a request waits only for the engine's own
 // locks (the deploy lock of a mutation, the lock of one workflow id). Bad input of any kind
 // gets an error reply (or, for a half-sent request, silence) and never reaches the engine.
@@ -21,10 +21,8 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import { AionError, toAionError } from '../errors.js';
-import { MAX_JSON_DEPTH, jsonDepth } from '../json.js';
-import { EmbeddedClient } from '../client/client.js';
+import { runOperation } from '../client/operations.js';
 import type { Engine } from '../engine/engine.js';
 import {
   encodeLine,
@@ -82,7 +80,6 @@ interface Connection {
 
 export class ControlServer {
   private readonly server: net.Server;
-  private readonly client: EmbeddedClient;
   private readonly connections = new Set<Connection>();
   private inFlight = 0;
   private stopping = false;
@@ -92,7 +89,6 @@ export class ControlServer {
   private readonly sweeper: NodeJS.Timeout;
 
   private constructor(private readonly options: ControlOptions) {
-    this.client = new EmbeddedClient(options.engine);
     this.server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
     const every = Math.max(50, Math.min(1000, SOCKET_LIMITS.idleTimeoutMs / 4, SOCKET_LIMITS.requestLineTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweep(), every);
@@ -323,47 +319,9 @@ export class ControlServer {
     s.write(line);
   }
 
-  /** Carries out one request on the serving engine. */
-  private async dispatch(request: Request): Promise<unknown> {
-    const p = new Params(request.params);
-    const c = this.client;
-    switch (request.method) {
-      case 'hello':
-        return { server: 'aion serve', v: PROTOCOL_VERSION, pid: process.pid, state_dir: this.options.stateDir };
-      case 'load': {
-        const archive = p.str('archive');
-        if (!path.isAbsolute(archive)) throw new AionError('usage', `'archive' must be an absolute path, got '${archive}'`);
-        return c.load(archive, p.deploy());
-      }
-      case 'route':
-        return c.route(p.str('workflow_type'), p.str('version'), p.deploy());
-      case 'versions':
-        return c.versions(p.optStr('workflow_type'));
-      case 'unload':
-        return c.unload(p.str('workflow_type'), p.str('version'), p.deploy());
-      case 'history':
-        return c.history(p.optStr('workflow_type'), p.optCount('limit'));
-      case 'rollback':
-        return c.rollback(p.str('workflow_type'), p.deploy());
-      case 'start': {
-        const workflowId = p.optStr('workflow_id');
-        return c.start(p.str('workflow_type'), p.json('input'), workflowId === undefined ? {} : { workflowId });
-      }
-      case 'signal':
-        return c.signal(p.str('workflow_id'), p.str('name'), p.json('input'));
-      case 'terminate':
-        return c.terminate(p.str('workflow_id'), p.str('reason'));
-      case 'runs': {
-        const filter: { type?: string; version?: string; status?: string } = {};
-        for (const k of ['type', 'version', 'status'] as const) {
-          const v = p.optStr(k);
-          if (v !== undefined) filter[k] = v;
-        }
-        return c.runs(filter);
-      }
-      case 'show':
-        return c.show(p.str('workflow_id'));
-    }
+  /** Carries out one request on the serving engine (params validated by the operation table). */
+  private dispatch(request: Request): Promise<unknown> {
+    return runOperation(this.options.engine, request.method, request.params);
   }
 
   /**
@@ -401,48 +359,5 @@ export class ControlServer {
     } catch {
       // Already gone.
     }
-  }
-}
-
-/** Typed access to a request's params: wrong types are `usage` errors naming the field. */
-class Params {
-  constructor(private readonly params: Record<string, unknown>) {}
-
-  str(name: string): string {
-    const v = this.params[name];
-    if (typeof v !== 'string') throw new AionError('usage', `parameter '${name}' must be a string`);
-    return v;
-  }
-  optStr(name: string): string | undefined {
-    const v = this.params[name];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') throw new AionError('usage', `parameter '${name}' must be a string`);
-    return v;
-  }
-  optBool(name: string): boolean | undefined {
-    const v = this.params[name];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'boolean') throw new AionError('usage', `parameter '${name}' must be a boolean`);
-    return v;
-  }
-  optCount(name: string): number | undefined {
-    const v = this.params[name];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new AionError('usage', `parameter '${name}' must be a whole number ≥ 0`);
-    return v;
-  }
-  /** A JSON value (null when absent) nested at most MAX_JSON_DEPTH deep, as `--input` is. */
-  json(name: string): unknown {
-    const v = this.params[name] ?? null;
-    if (jsonDepth(v) > MAX_JSON_DEPTH) throw new AionError('usage', `parameter '${name}' nests deeper than ${MAX_JSON_DEPTH} levels of arrays and objects`);
-    return v;
-  }
-  deploy(): { dryRun?: boolean; message?: string } {
-    const out: { dryRun?: boolean; message?: string } = {};
-    const dryRun = this.optBool('dry_run');
-    if (dryRun !== undefined) out.dryRun = dryRun;
-    const message = this.optStr('message');
-    if (message !== undefined) out.message = message;
-    return out;
   }
 }

@@ -27,6 +27,9 @@ export const K = {
   /** Route pointer of a workflow type: the version new starts resolve. */
   route: (type: string) => key('route', type),
   routeRange: () => range('route'),
+  /** Ramp of a workflow type (JSON `{version, percent}`); written in the batches that move routes. */
+  ramp: (type: string) => key('ramp', type),
+  rampRange: () => range('ramp'),
   /** Current run record of a workflow id (JSON). */
   run: (workflowId: string) => key('run', workflowId),
   runRange: () => range('run'),

@@ -2,7 +2,7 @@
 // directory (its LOCK file, released by the kernel when the holder dies, so a crashed holder
 // never blocks the next command). While another process holds it we retry until the lock
 // timeout, telling the caller once who holds it (from the holder file it leaves beside the db).
-import { mkdirSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdirSync, writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { AionError } from '../errors.js';
@@ -34,6 +34,61 @@ export function dbPath(stateDir: string): string {
 
 export function stateExists(stateDir: string): boolean {
   return existsSync(dbPath(stateDir));
+}
+
+/** What lives at a state directory path, looked at without writing anything. */
+export type StatePlace =
+  | { kind: 'missing' }
+  | { kind: 'not_directory' }
+  /** A directory with nothing of aion's and nothing else: a fresh state directory. */
+  | { kind: 'empty' }
+  | { kind: 'aion' }
+  /** A directory holding something else (files, a LevelDB of its own): never written to. */
+  | { kind: 'foreign'; entries: string[]; leveldb: boolean };
+
+/** What aion itself keeps at the top of a state directory. */
+const AION_ENTRIES = new Set(['db', 'holder.json', 'run']);
+
+export function inspectStatePlace(stateDir: string): StatePlace {
+  let st;
+  try {
+    st = statSync(stateDir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    throw new AionError('store', `cannot read state directory ${stateDir}: ${(error as Error).message}`, { cause: error, details: { state_dir: stateDir } });
+  }
+  if (!st.isDirectory()) return { kind: 'not_directory' };
+  let entries: string[];
+  try {
+    entries = readdirSync(stateDir);
+  } catch (error) {
+    throw new AionError('store', `cannot read state directory ${stateDir}: ${(error as Error).message}`, { cause: error, details: { state_dir: stateDir } });
+  }
+  if (entries.includes('db')) return { kind: 'aion' };
+  const other = entries.filter((e) => !AION_ENTRIES.has(e) && !e.startsWith('holder.json.'));
+  if (other.length === 0) return { kind: 'empty' };
+  return { kind: 'foreign', entries: other.sort(), leveldb: other.includes('CURRENT') || other.some((e) => e.startsWith('MANIFEST-')) };
+}
+
+/**
+ * Refuses a path that cannot be a state directory — a regular file, or a directory holding
+ * something else (for a write, only a foreign LevelDB: writing our db beside it would be
+ * mistaken for it) — with `store`, before anything is created or opened there.
+ */
+export function checkStatePlace(stateDir: string, place: StatePlace, write: boolean): void {
+  if (place.kind === 'not_directory') {
+    throw new AionError('store', `state directory ${stateDir} is not a directory`, {
+      details: { state_dir: stateDir },
+      hint: 'point --state-dir (or $AION_STATE_DIR) at a directory aion created, or at a path that does not exist yet',
+    });
+  }
+  if (place.kind === 'foreign' && (!write || place.leveldb)) {
+    const shown = place.entries.slice(0, 5).join(', ') + (place.entries.length > 5 ? `, … (${place.entries.length} entries)` : '');
+    throw new AionError('store', `${stateDir} is not an aion state directory: it holds ${place.leveldb ? 'a LevelDB database of its own' : shown}`, {
+      details: { state_dir: stateDir, entries: place.entries.slice(0, 20) },
+      hint: 'check --state-dir (or $AION_STATE_DIR); aion never writes into a directory it did not create',
+    });
+  }
 }
 
 function isLocked(error: unknown): boolean {

@@ -4,10 +4,10 @@
 import { AionError } from '../errors.js';
 import { EmptyKV, type BatchOp, type KV, type RangeOptions } from './kv.js';
 import { FORMAT_KEY, K, STATE_FORMAT_VERSION } from './keys.js';
+import { checkStatePlace, inspectStatePlace, openLevel, type OpenOptions } from './level.js';
 
 /** Written synchronously by Store.flush, so that earlier unsynced writes reach the disk. */
 const FLUSH_KEY = 'meta\x00flush';
-import { openLevel, stateExists, type OpenOptions } from './level.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -36,15 +36,26 @@ export class Store {
   ) {}
 
   /**
-   * Opens the state directory. With `create: false` a missing directory is not created: the
-   * store reads as empty and refuses writes. Checks the format record of an existing one.
+   * Opens the state directory. With `create: false` nothing is created: a missing directory
+   * fails `not_found` (with `error.state_dir`; with `missingOk` it reads as empty, as `aion
+   * doctor` wants), an empty one reads as empty and refuses writes. A path that is not a directory, or a directory holding something other than an
+   * aion state directory, fails `store` and is never written to (see checkStatePlace).
+   * Checks the format record of an existing one.
    */
-  static async open(stateDir: string, options: OpenOptions & { create: boolean }): Promise<Store> {
-    if (!options.create && !stateExists(stateDir)) return new Store(new EmptyKV(), false);
+  static async open(stateDir: string, options: OpenOptions & { create: boolean; missingOk?: boolean }): Promise<Store> {
+    const place = inspectStatePlace(stateDir);
+    checkStatePlace(stateDir, place, options.create);
+    if (!options.create && place.kind === 'missing' && !options.missingOk) {
+      throw new AionError('not_found', `state directory ${stateDir} does not exist`, {
+        details: { state_dir: stateDir },
+        hint: 'check --state-dir (or $AION_STATE_DIR); a state directory is created by the first aion load',
+      });
+    }
+    if (!options.create && place.kind !== 'aion') return new Store(new EmptyKV(), false);
     const kv = await openLevel(stateDir, options);
     const store = new Store(kv, true);
     try {
-      await store.checkFormat();
+      await store.checkFormat(options.create);
     } catch (error) {
       await kv.close().catch(() => {});
       throw error;
@@ -55,14 +66,28 @@ export class Store {
   /** A store over any KV (tests use this to inject faults). */
   static async over(kv: KV): Promise<Store> {
     const store = new Store(kv, true);
-    await store.checkFormat();
+    await store.checkFormat(true);
     return store;
   }
 
-  private async checkFormat(): Promise<void> {
-    const format = await this.getJSON<{ format_version: number }>(FORMAT_KEY);
+  /**
+   * Checks the format record; a database without one is new (written only when `create`)
+   * unless it holds keys already — then it is someone else's LevelDB: `store`, untouched.
+   */
+  private async checkFormat(create: boolean): Promise<void> {
+    let format: { format_version: number } | undefined;
+    try {
+      format = await this.getJSON<{ format_version: number }>(FORMAT_KEY);
+    } catch (error) {
+      throw new AionError('store', `the state directory's database is not aion's: ${(error as Error).message}`, { cause: error });
+    }
     if (format === undefined) {
-      await this.write([putJSON(FORMAT_KEY, { format_version: STATE_FORMAT_VERSION })], { sync: true });
+      for await (const k of this.keys({})) {
+        throw new AionError('store', `the database in the state directory is not aion's: it holds keys (${printableKey(k).slice(0, 40)}, …) but no aion format record`, {
+          hint: 'check --state-dir (or $AION_STATE_DIR); aion never writes into a database it did not create',
+        });
+      }
+      if (create) await this.write([putJSON(FORMAT_KEY, { format_version: STATE_FORMAT_VERSION })], { sync: true });
     } else if (format.format_version !== STATE_FORMAT_VERSION) {
       throw new AionError(
         'store',
@@ -159,6 +184,15 @@ export class Store {
     if (!this.dirty) return;
     this.dirty = false;
     await this.write([putJSON(FLUSH_KEY, { at: Date.now() })], { sync: true });
+  }
+
+  /** The ramps: workflow type → {version, percent}; an unparsable one goes to `onCorrupt`. */
+  async ramps(onCorrupt?: (key: string, error: AionError) => void): Promise<Map<string, { version: string; percent: number }>> {
+    const ramps = new Map<string, { version: string; percent: number }>();
+    for await (const [k, ramp] of this.scanJSON<{ version: string; percent: number }>(K.rampRange(), onCorrupt)) {
+      ramps.set(k.slice(k.indexOf('\x00') + 1), ramp);
+    }
+    return ramps;
   }
 
   /** The route pointers: workflow type → version. */

@@ -28,7 +28,7 @@ describe('deploy flow through bin/aion', () => {
     const s = ['--state-dir', path.join(work.dir, 'flow')];
     const l1 = aion([...s, 'load', v1.path, '--json']);
     assert.equal(l1.code, 0, l1.stderr);
-    assert.deepEqual(Object.keys(l1.json).sort(), ['deployed_entry_module', 'entry_function', 'freshly_loaded', 'previous', 'route_changed', 'version', 'workflow_type']);
+    assert.deepEqual(Object.keys(l1.json).sort(), ['deployed_entry_module', 'entry_function', 'freshly_loaded', 'label', 'previous', 'route_changed', 'routed', 'version', 'workflow_type']);
     assert.equal(l1.json.freshly_loaded, true);
 
     const l2 = aion([...s, 'load', v2.path, '--json']);
@@ -135,11 +135,11 @@ describe('deploy flow through bin/aion', () => {
     assert.doesNotMatch(err.stderr, ANSI);
   });
 
-  test('a read on a missing state directory does not create it', () => {
+  test('a read on a missing state directory is not_found (exit 3) and does not create it', () => {
     const dir = path.join(work.dir, 'absent');
     const listed = aion(['--state-dir', dir, 'versions', '--json']);
-    assert.equal(listed.code, 0);
-    assert.deepEqual(listed.json, { versions: [] });
+    assert.equal(listed.code, 3);
+    assert.deepEqual(listed.json.error, { code: 'not_found', message: `state directory ${dir} does not exist`, state_dir: dir });
     const routed = aion(['--state-dir', dir, 'route', 'hello', 'abcd']);
     assert.equal(routed.code, 3);
     assert.equal(aion(['--state-dir', dir, 'versions']).stdout, '');

@@ -1,7 +1,7 @@
 // The deploy seam in-process: load / route / list / unload and the invariants they keep.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isAionError, type AionError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -218,7 +218,13 @@ describe('unload', () => {
     await engine.loadPackage({ path: v1.path });
     await engine.loadPackage({ path: v2.path });
     const routed = await rejects(engine.unloadWorkflowVersion('hello', v2.version), 'route_active');
-    assert.match(routed.hint ?? '', /aion route hello/);
+    // the newest version is routed: the sensible way out is back to where it came from
+    assert.match(routed.hint ?? '', /aion rollback hello/);
+    await engine.routeWorkflowVersion('hello', v1.version);
+    const older = await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'route_active');
+    // an older version is routed: suggest the newer one, never an older one
+    assert.match(older.hint ?? '', new RegExp(`route the newer version first: aion route hello ${v2.version.slice(0, 12)}`));
+    await engine.routeWorkflowVersion('hello', v2.version);
     const dry = await engine.unloadWorkflowVersion('hello', v1.version, { dryRun: true });
     assert.deepEqual([dry.unloaded, dry.dry_run], [false, true]);
     assert.ok(engine.catalog.get('hello', v1.version), 'a dry run keeps the version');
@@ -279,7 +285,7 @@ describe('unload', () => {
     const { engine } = await openEngine(state);
     try {
       await engine.loadPackage({ path: v1.path });
-      const pin = engine.catalog.pinStart('hello');
+      const pin = engine.catalog.pinStart('hello', 'in-flight');
       await engine.loadPackage({ path: v2.path });
       const error = await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'version_pinned');
       assert.deepEqual(error.details.pinned_by, { kind: 'in_flight_start' });
@@ -355,13 +361,14 @@ describe('pin index at scale', () => {
       kv.scanned = 0;
       const versions = await engine.listWorkflowVersions('approval');
       assert.equal(versions.length, 1);
-      assert.equal(kv.scanned, 0, 'listing approval reads no pin of hello');
+      // The deploy log (3 load records) is read for rollback_target: it grows with deploys, not runs.
+      assert.equal(kv.scanned, 3, 'listing approval reads no pin of hello, only the deploy log');
 
       kv.scanned = 0;
       const hello = await engine.listWorkflowVersions('hello');
       assert.equal(hello.find((v) => v.version === v1.version)!.pins.recoverable, 3);
       assert.equal(hello.find((v) => v.version === v2.version)!.pins.recoverable, 100_000);
-      assert.equal(kv.scanned, 100_003, 'exactly the pin entries of the listed versions, no histories');
+      assert.equal(kv.scanned, 100_003 + 3, 'exactly the pin entries of the listed versions and the deploy log, no histories');
     } finally {
       await engine.close();
     }
@@ -391,6 +398,11 @@ describe('startup', () => {
 
   test('a state directory that does not exist is not created by a read', async () => {
     const state = path.join(work.dir, 'never-created');
+    const error = await rejects(Engine.open({ stateDir: state, create: false, lockTimeoutMs: 1000 }), 'not_found');
+    assert.equal(error.details.state_dir, state);
+    assert.equal(existsSync(state), false);
+    // an empty directory is a fresh state directory: it reads as empty, and stays empty
+    mkdirSync(state);
     const engine = await Engine.open({ stateDir: state, create: false, lockTimeoutMs: 1000 });
     try {
       assert.deepEqual(await engine.listWorkflowVersions(), []);
@@ -398,7 +410,7 @@ describe('startup', () => {
     } finally {
       await engine.close();
     }
-    assert.equal(existsSync(state), false);
+    assert.deepEqual(readdirSync(state), []);
   });
 });
 

@@ -7,7 +7,7 @@
 // every refusal, and ends in exactly the state on disk — the final state equals a serial order.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { Engine } from '../../src/engine/engine.js';
 import type { DeployRecord } from '../../src/engine/types.js';
@@ -77,6 +77,7 @@ function same(a: Model, b: Model): boolean {
 }
 
 async function history(stateDir: string): Promise<DeployRecord[]> {
+  if (!existsSync(stateDir)) return [];
   const engine = await Engine.open({ stateDir, create: false, lockTimeoutMs: 30_000 });
   try {
     return await engine.deployHistory();
@@ -121,7 +122,7 @@ async function round(stateDir: string, ops: Op[], label: string, served: boolean
   const model = clone(before);
   const states: Model[] = [clone(model)];
   for (const rec of records) {
-    const op: Op = { kind: rec.operation, type: rec.workflow_type, version: rec.version };
+    const op: Op = { kind: rec.operation as Op['kind'], type: rec.workflow_type, version: rec.version };
     const outcome = apply(model, op);
     if (outcome.code !== 0) fail(`deploy record ${sig(rec.operation, rec.workflow_type, rec.version.slice(0, 8))} is illegal at its place in the order (would exit ${outcome.code})`);
     if (outcome.previous !== rec.previous && rec.operation !== 'unload') fail(`deploy record ${sig(rec.operation, rec.workflow_type, rec.version.slice(0, 8))} says previous ${rec.previous}, the order gives ${outcome.previous}`);

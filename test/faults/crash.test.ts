@@ -78,6 +78,10 @@ function scenarios(): Scenario[] {
     await base(dir);
     await load(dir, 'hello_v2');
   });
+  const withRamp = cached('ramp', async (dir) => {
+    await withV2(dir);
+    await cli(dir, ['ramp', 'hello', A.hello_v1!.version, '30']);
+  });
   const withWaiting = cached('waiting', async (dir) => {
     await base(dir);
     await cli(dir, ['start', 'approval', '--id', 'a1', '--input', '{"amount":5}']);
@@ -106,6 +110,8 @@ function scenarios(): Scenario[] {
     { name: 're-load an unrouted version (route flips back)', kind: 'deploy', setup: withV2, op: () => ['load', A.hello_v1!.path], codes: [0] },
     { name: 'route back to an older version', kind: 'deploy', setup: withV2, op: () => ['route', 'hello', A.hello_v1!.version], codes: [0] },
     { name: 'route to the routed version', kind: 'deploy', setup: withV2, op: () => ['route', 'hello', A.hello_v2!.version], codes: [0] },
+    { name: 'ramp to a second version', kind: 'deploy', setup: withV2, op: () => ['ramp', 'hello', A.hello_v1!.version, '30'], codes: [0] },
+    { name: 'promote a ramp (route clears it)', kind: 'deploy', setup: withRamp, op: () => ['route', 'hello', A.hello_v1!.version], codes: [0] },
     { name: 'unload a drained version', kind: 'deploy', setup: withV2, op: () => ['unload', 'hello', A.hello_v1!.version], codes: [0, 3] },
     {
       name: 'unload a pinned version (refused)',

@@ -4,7 +4,7 @@ import { Store } from '../../src/store/store.js';
 import { diagnose, type DoctorReport } from '../../src/engine/doctor.js';
 
 export async function doctorReport(stateDir: string, repair = false): Promise<DoctorReport> {
-  const store = await Store.open(stateDir, { create: false, lockTimeoutMs: 10_000, command: 'fault tests' });
+  const store = await Store.open(stateDir, { create: false, missingOk: true, lockTimeoutMs: 10_000, command: 'fault tests' });
   try {
     return await diagnose(store, { repair });
   } finally {

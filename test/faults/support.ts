@@ -163,7 +163,7 @@ function json(v: Uint8Array | undefined): any {
 }
 
 export const RUN_SPACES = new Set(['run', 'hist', 'active', 'pin', 'timer']);
-export const DEPLOY_SPACES = new Set(['pkg', 'arc', 'route', 'audit']);
+export const DEPLOY_SPACES = new Set(['pkg', 'arc', 'route', 'ramp', 'audit']);
 
 /**
  * The deploy state of a dump, normalized: what is loaded (type, version, manifest digest,
@@ -189,6 +189,8 @@ export function deployView(dump: Dump): string {
       packages.push(`arc ${parts(k).slice(1).join('/')} ${createHash('sha256').update(v).digest('hex').slice(0, 16)}`);
     } else if (s === 'route') {
       routes.push(`${parts(k)[1]} -> ${dec.decode(v)}`);
+    } else if (s === 'ramp') {
+      routes.push(`ramp ${parts(k)[1]} -> ${dec.decode(v)}`);
     } else if (s === 'audit') {
       const r = json(v);
       audit.push(`${r.operation} ${r.workflow_type} ${r.version} prev=${r.previous}`);
@@ -260,6 +262,21 @@ export function checkInvariants(dump: Dump): string[] {
         problems.push(`route ${type} points at ${version.slice(0, 12)}, which is not loaded`);
       }
     }
+  }
+  for (const [k, v] of dump) {
+    if (space(k) !== 'ramp') continue;
+    const type = parts(k)[1]!;
+    let ramp: { version?: string; percent?: number } = {};
+    try {
+      ramp = json(v);
+    } catch {
+      problems.push(`ramp of ${type} does not parse`);
+      continue;
+    }
+    const routed = dump.get(`route\x00${type}`);
+    if (!dump.has(`pkg\x00${type}\x00${ramp.version}`)) problems.push(`ramp of ${type} points at ${String(ramp.version).slice(0, 12)}, which is not loaded`);
+    if (!routed) problems.push(`ramp of ${type} without a route`);
+    else if (dec.decode(routed) === ramp.version) problems.push(`ramp of ${type} points at its routed version`);
   }
 
   const expectedPins = new Map<string, string>();

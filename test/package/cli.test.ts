@@ -106,7 +106,7 @@ describe('aion inspect', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(Object.keys(r.json), [
       'workflow_type', 'entry_module', 'entry_function', 'version', 'manifest_digest',
-      'timeout_seconds', 'activities', 'modules', 'format_version',
+      'timeout_seconds', 'activities', 'modules', 'format_version', 'label',
     ]);
     assert.equal(r.json.workflow_type, 'order');
     assert.equal(r.json.entry_module, 'order');

@@ -38,7 +38,8 @@ test('import() and import.meta are refused at load, even behind comments; string
   ];
   for (const [i, source] of attacks.entries()) {
     const pkg = await project(source);
-    for (const args of [['load', pkg.path, '--dry-run'], ['load', pkg.path]]) {
+    // The real load first: it creates the state directory a dry run then reads.
+    for (const args of [['load', pkg.path], ['load', pkg.path, '--dry-run']]) {
       const r = aion(['--state-dir', stateOf(`import${i}`), '--json', ...args]);
       assert.equal(r.code, 6, `attack ${i} ${args.join(' ')}: ${r.stdout}${r.stderr}`);
       assert.equal(r.json.error.code, 'invalid_package');

@@ -37,7 +37,7 @@ test('a route flip under concurrent starts through the server is atomic', { time
       for (let n = 0; after < 15 && n < 2000; n++) {
         const id = `flip-${lane}-${n}`;
         const sentAt = ++tick;
-        const r = await client.start('hello', { name: id }, { workflowId: id });
+        const r = await client.start({ workflow_type: 'hello', input: { name: id }, workflow_id: id });
         starts.push({ id, sentAt, repliedAt: ++tick, version: r.version });
         assert.equal(r.status, 'completed');
         if (loadDone) after++;
@@ -66,7 +66,7 @@ test('a route flip under concurrent starts through the server is atomic', { time
     // Every run is entirely on its version: recorded version, started event and result agree.
     const sample = [...onV1.slice(-10), ...onV2.slice(0, 10)];
     for (const s of sample) {
-      const shown = await lanes[0]!.show(s.id);
+      const shown = await lanes[0]!.show({ workflow_id: s.id });
       assert.equal(shown.version, s.version);
       const started = shown.history[0] as { type: string; package_version: string };
       assert.equal(started.type, 'WorkflowStarted');

@@ -44,25 +44,25 @@ test('the remote client rebuilds results and typed errors exactly', async () => 
     const client = await openClient({ stateDir, lockTimeoutMs: 1000, write: true, command: 'test' });
     assert.ok(client instanceof RemoteClient, 'a live server is used');
     try {
-      const loaded = await client.load(path.relative(process.cwd(), hello.path));
+      const loaded = await client.load({ archive: path.relative(process.cwd(), hello.path) });
       assert.equal(loaded.version, hello.version, 'relative archive paths are resolved by the client');
       const embedded = new EmbeddedClient(engine);
       assert.deepEqual(await client.versions(), await embedded.versions());
-      const error = await client.unload('hello', hello.version).then(
+      const error = await client.unload({ workflow_type: 'hello', version: hello.version }).then(
         () => assert.fail('unload of the routed version must fail'),
         (e: unknown) => e,
       );
       assert.ok(error instanceof AionError);
       assert.equal(error.code, 'route_active');
       assert.equal(error.exitCode, 5);
-      assert.deepEqual(error.details, { workflow_type: 'hello', version: hello.version });
+      assert.deepEqual(error.details, { workflow_type: 'hello', version: hello.version, role: 'routed' });
       assert.match(error.hint ?? '', /load another version/);
-      const direct = await embedded.unload('hello', hello.version).catch((e: AionError) => e);
+      const direct = await embedded.unload({ workflow_type: 'hello', version: hello.version }).catch((e: AionError) => e);
       assert.deepEqual((error as AionError).toJSON(), (direct as AionError).toJSON());
-      const started = await client.start('hello', { name: 'ada' }, { workflowId: 'w1' });
+      const started = await client.start({ workflow_type: 'hello', input: { name: 'ada' }, workflow_id: 'w1' });
       assert.equal(started.status, 'completed');
-      assert.deepEqual((await client.show('w1')).result, { greeting: 'hello, ada' });
-      const conflict = await client.terminate('w1', 'why').catch((e: AionError) => e);
+      assert.deepEqual((await client.show({ workflow_id: 'w1' })).result, { greeting: 'hello, ada' });
+      const conflict = await client.terminate({ workflow_id: 'w1', reason: 'why' }).catch((e: AionError) => e);
       assert.equal((conflict as AionError).code, 'not_found');
     } finally {
       await client.close();
@@ -121,7 +121,7 @@ test('closing the control server refuses new requests, waits for those in flight
     await sleep(50);
     let closed = false;
     const closing = control.close().then(() => (closed = true));
-    const refused = await client.show('anything').catch((e: AionError) => e);
+    const refused = await client.show({ workflow_id: 'anything' }).catch((e: AionError) => e);
     assert.ok(refused instanceof AionError);
     assert.equal(refused.code, 'shutting_down');
     assert.equal(refused.exitCode, 9);
@@ -171,16 +171,16 @@ test('unload through the server names an in-flight start', async () => {
   const { engine, control } = await serveInProcess(stateDir);
   try {
     const client = (await connectServer(stateDir))!;
-    await client.load(v1.path);
-    const pin = engine.catalog.pinStart('hello'); // a start that resolved v1 and is not recorded yet
-    await client.load(v2.path);
-    const refused = await client.unload('hello', v1.version).catch((e: AionError) => e);
+    await client.load({ archive: v1.path });
+    const pin = engine.catalog.pinStart('hello', 'in-flight'); // a start that resolved v1 and is not recorded yet
+    await client.load({ archive: v2.path });
+    const refused = await client.unload({ workflow_type: 'hello', version: v1.version }).catch((e: AionError) => e);
     assert.ok(refused instanceof AionError);
     assert.equal(refused.code, 'version_pinned');
     assert.equal(refused.exitCode, 4);
     assert.deepEqual(refused.details.pinned_by, { kind: 'in_flight_start' });
     pin.release();
-    assert.equal((await client.unload('hello', v1.version)).unloaded, true);
+    assert.equal((await client.unload({ workflow_type: 'hello', version: v1.version })).unloaded, true);
     await client.close();
   } finally {
     await control.close();

@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { aion, ROOT, tempDir } from '../helpers/cli.js';
@@ -42,6 +42,7 @@ register(new URL('./hooks.mjs', import.meta.url), { data: { file: process.env.AI
 `,
   );
   trace = path.join(work.dir, 'trace.txt');
+  mkdirSync(path.join(work.dir, 'state'));
 });
 after(() => work.cleanup());
 
@@ -87,6 +88,13 @@ describe('no ink or react on non-interactive paths', () => {
     ['top (piped: one snapshot)', () => ['top']],
     ['top --json', () => ['top', '--json']],
     ['runs', () => ['runs']],
+    ['status --json', () => ['status', '--json']],
+    ['status (piped text)', () => ['status']],
+    ['ramp --clear', () => ['ramp', 'hello', '--clear']],
+    ['wait --routed', () => ['wait', 'hello', v2.version, '--routed', '--timeout', '0s']],
+    ['prune --dry-run', () => ['prune', '--dry-run']],
+    ['completion bash', () => ['completion', 'bash']],
+    ['__complete (TAB)', () => ['__complete', '--', 'route', 'hello', '']],
     ['a failing load', () => ['load', path.join(work.dir, 'missing.aion')]],
     ['--help', () => ['--help']],
   ];

@@ -1,5 +1,6 @@
 // aion history and aion rollback through bin/aion: the audit log, rollback semantics (back to
 // the version routed before; twice toggles back), and its refusals — embedded and via aion serve.
+import { mkdirSync } from 'node:fs';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -20,7 +21,9 @@ before(async () => {
 });
 after(() => work.cleanup());
 
+/** A state directory (created empty: a read on a missing one is not_found). */
 function state(name: string): string[] {
+  mkdirSync(path.join(work.dir, name), { recursive: true });
   return ['--state-dir', path.join(work.dir, name)];
 }
 

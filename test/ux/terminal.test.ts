@@ -67,7 +67,7 @@ describe('on a terminal', () => {
     assert.ok(!text.includes(v1.version), 'no full hash');
     assert.match(text, new RegExp(`hello +${v1.version.slice(0, 12)} +drained +0 +0 +0 +just now`));
     assert.match(text, new RegExp(`hello +${v2.version.slice(0, 12)} +routed +0 +0 +0 +just now`));
-    assert.match(text, /routed: new starts go here · draining: still pinned by runs or children · drained: nothing pins it/);
+    assert.match(text, /routed: new starts go here · ramping: a share of them · draining: still pinned\ndrained: nothing pins it/);
     assert.equal(r.stderr, '');
   });
 

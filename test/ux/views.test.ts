@@ -2,6 +2,7 @@
 // and failure mark, and the top view's refresh loop, error line and quit key.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import path from 'node:path';
 import { Output } from '../../src/cli/output.js';
 import { startLoadView, LARGE_ARCHIVE_BYTES } from '../../src/cli/views/load.js';
 import { renderTop, runTopView, type TopSnapshot } from '../../src/cli/views/top.js';
@@ -15,13 +16,13 @@ const V1 = 'a'.repeat(64);
 const V2 = 'b'.repeat(64);
 
 function outcome(extra: Partial<LoadOutcome> = {}): LoadOutcome {
-  return { workflow_type: 'hello', version: V2, deployed_entry_module: `hello$${V2}`, entry_function: 'main', freshly_loaded: true, route_changed: true, previous: V1, ...extra };
+  return { workflow_type: 'hello', version: V2, deployed_entry_module: `hello$${V2}`, entry_function: 'main', freshly_loaded: true, route_changed: true, routed: true, label: null, previous: V1, ...extra };
 }
 
 function version(v: string, state: VersionInfo['state'], pins = { live: 0, recoverable: 0, recorded_children: 0 }): VersionInfo {
   return {
     workflow_type: 'hello', version: v, deployed_entry_module: `hello$${v}`, entry_function: 'main', manifest_version: 1, manifest_digest: 'd'.repeat(64),
-    loaded_at: new Date(Date.now() - 120_000).toISOString(), route_active: state === 'routed', pins, state,
+    loaded_at: new Date(Date.now() - 120_000).toISOString(), label: null, route_active: state === 'routed', rollback_target: false, ramp_percent: null, pins, state,
   };
 }
 
@@ -147,5 +148,43 @@ describe('top view', () => {
     await done;
     assert.match(plain(streams.stdout.text), /no workflow type is routed/);
     assert.doesNotMatch(plain(streams.stdout.text), /q to quit/);
+  });
+});
+
+describe('the load view on tiny terminals', () => {
+  test('never clears the screen or scrollback: no view at 8 rows or fewer, or 0 rows', async () => {
+    const { LOAD_VIEW_LINES } = await import('../../src/cli/commands/load.js');
+    const { LOAD_STEPS } = await import('../../src/engine/engine.js');
+    assert.equal(LOAD_VIEW_LINES, LOAD_STEPS.length + 1);
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { packFixture } = await import('../helpers/packages.js');
+    const { runCli } = await import('../../src/cli/program.js');
+    const { FakeStream, FakeKeyboard } = await import('./support.js');
+    const dir = mkdtempSync(path.join(tmpdir(), 'aion-tiny-'));
+    const v1 = await packFixture('hello_v1', dir, 'v1.aion');
+    for (const rows of [0, 1, 8, 40]) {
+      const streams = { stdout: new FakeStream({ tty: true, rows }), stderr: new FakeStream({ tty: true, rows }), stdin: new FakeKeyboard() };
+      const code = await runCli(['--state-dir', path.join(dir, `s${rows}`), 'load', v1.path], streams);
+      assert.equal(code, 0, streams.stderr.text);
+      const err = streams.stderr.text;
+      assert.ok(!err.includes('\x1b[2J') && !err.includes('\x1b[3J'), `rows ${rows}: the screen was cleared`);
+      if (rows === 40) assert.match(err, /persist/, 'a tall terminal gets the view');
+      else assert.doesNotMatch(err, /persist/, `rows ${rows}: no view`);
+      assert.match(streams.stdout.text, /load new version/);
+    }
+  });
+});
+
+describe('top shows ramps and the rollback target', () => {
+  test('in ROUTES and in the NOTE column', () => {
+    const out = new Output(terminal(false), { json: false, color: false });
+    const V3 = 'c'.repeat(64);
+    const ramping: VersionInfo = { ...version(V3, 'ramping'), ramp_percent: 10 };
+    const target: VersionInfo = { ...version(V1, 'drained'), rollback_target: true };
+    const text = renderTop(out, { versions: [target, version(V2, 'routed'), ramping], runs: [], at: Date.now(), via: 'embedded' }, 40);
+    assert.match(text, new RegExp(`hello → ${V2} loaded 2m ago  ramping 10% → ${V3} · rollback → ${V1}`));
+    assert.match(text, /ramping 10%/);
+    assert.match(text, /rollback target/);
   });
 });

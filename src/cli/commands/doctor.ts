@@ -35,6 +35,8 @@ Examples:
         const { describeHolder } = await import('../../store/holder.js');
         const store = await Store.open(ctx.globals.stateDir, {
           create: false,
+          // Nothing there is nothing damaged: doctor reports ok (it is not a read of state).
+          missingOk: true,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
           command: `aion doctor${opts.repair ? ' --repair' : ''}`,
           onWait: (holder) =>

@@ -8,7 +8,7 @@ import type { Register } from './index.js';
 
 export function operationText(out: Output, operation: string): string {
   const { c } = out;
-  return operation === 'load' ? c.green(operation) : operation === 'route' ? c.blue(operation) : operation === 'unload' ? c.magenta(operation) : operation;
+  return operation === 'load' ? c.green(operation) : operation === 'route' ? c.blue(operation) : operation === 'unload' ? c.magenta(operation) : operation === 'ramp' ? c.yellow(operation) : operation;
 }
 
 export function parseLimit(text: string | undefined): number | undefined {
@@ -21,11 +21,13 @@ export function parseLimit(text: string | undefined): number | undefined {
 export const registerHistory: Register = (program: Command, streams) => {
   program
     .command('history')
-    .summary('show the deploy history: every load, route and unload, who did it and when')
+    .summary('show the deploy history: every load, route, ramp and unload, who and when')
     .description(
-      'List the deploy audit log (of one workflow type, or all), oldest first and newest last: the time, ' +
-        'the user, the operation (load, route, unload), the version, the version routed before it ' +
-        '(PREVIOUS) and the -m message. A rollback is recorded as a route with the message "rollback".',
+      'List the deploy audit log (of one workflow type, or all), oldest first and newest ' +
+        'last: the time, the user ($AION_ACTOR or the OS user), the operation (load, route, ' +
+        'ramp, unload), the version, the version routed before it (PREVIOUS) and the -m ' +
+        'message. A rollback is recorded as a route with the message "rollback"; prune ' +
+        'records its unloads with the message "prune".',
     )
     .argument('[workflow_type]', 'only this workflow type')
     .option('--limit <n>', 'only the newest n records')
@@ -40,7 +42,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string | undefined, opts: { limit?: string }) => {
         const limit = parseLimit(opts.limit);
-        const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history(workflowType, limit));
+        const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history({ workflow_type: workflowType, limit }));
         const { out } = ctx;
         const { c } = out;
         out.result({ history }, () => {
@@ -54,7 +56,7 @@ Examples:
             history.map((r) => [
               when(out, r.at),
               r.user,
-              operationText(out, r.operation),
+              operationText(out, r.operation) + (r.operation === 'ramp' ? ` ${r.ramp ? `${r.ramp.percent}%` : 'cleared'}` : r.routed === false ? ' (no route)' : ''),
               r.workflow_type,
               c.cyan(shortVersion(out, r.version)),
               r.previous ? shortVersion(out, r.previous) : none,

@@ -13,8 +13,9 @@ export function registerInspect(program: Command, streams: Streams): void {
     .addHelpText(
       'after',
       `
-Runs every check 'aion load' runs on the archive itself (zip structure, limits, manifest,
-module names, UTF-8, content hash); exits 6 (invalid_package) naming the problem.
+Runs every check 'aion load' runs on the archive itself (zip structure,
+limits, manifest, module names, UTF-8, content hash); exits 6
+(invalid_package) naming the problem.
 
 Examples:
   $ aion inspect hello.aion
@@ -36,12 +37,14 @@ Examples:
           activities: m.activities,
           modules: m.modules.map(({ name, bytes }) => ({ name, bytes })),
           format_version: m.format_version,
+          label: m.label ?? null,
         };
         out.result(result, () => {
           const c = out.c;
           const rows: [string, string][] = [
             ['workflow_type', c.bold(m.workflow_type)],
             ['version', c.cyan(pkg.version)],
+            ['label', m.label === undefined ? c.dim('none') : m.label],
             ['entry', `${m.entry_module}.${m.entry_function}`],
             ['timeout', `${m.timeout_seconds}s`],
             ['activities', m.activities.length > 0 ? m.activities.join(', ') : c.dim('none')],

@@ -1,9 +1,12 @@
-// aion load <archive> [--dry-run] [--message <text>]
+// aion load <archive> [--dry-run] [--no-route] [--message <text>]
 import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
 import { shortVersion } from '../render.js';
 import type { Register } from './index.js';
+
+/** Lines the load view draws: its header and one per load step (LOAD_STEPS). */
+export const LOAD_VIEW_LINES = 8;
 
 export const registerLoad: Register = (program: Command, streams) => {
   program
@@ -16,6 +19,7 @@ export const registerLoad: Register = (program: Command, streams) => {
     )
     .argument('<archive>', 'path of the .aion archive (see aion pack)')
     .option('--dry-run', 'validate and report what would happen, changing nothing')
+    .option('--no-route', 'register and persist only; route later (aion route, aion ramp)')
     .option('-m, --message <text>', 'note recorded in the deploy history')
     .addHelpText(
       'after',
@@ -23,18 +27,22 @@ export const registerLoad: Register = (program: Command, streams) => {
 Examples:
   $ aion load hello.aion
   $ aion load hello.aion --dry-run --json
+  $ aion load approval-v2.aion --no-route   # stage; then aion ramp or route
   $ aion load build/order.aion -m "hotfix: retry charge"`,
     )
     .action(
-      action(async (ctx, archive: string, opts: { dryRun?: boolean; message?: string }) => {
+      action(async (ctx, archive: string, opts: { dryRun?: boolean; message?: string; route?: boolean }) => {
+        const params = { archive, dry_run: opts.dryRun, no_route: opts.route === false ? true : undefined, message: opts.message };
         const result = await withClient(ctx, { write: !opts.dryRun, command: `load ${archive}` }, async (client) => {
-          if (!ctx.out.interactive) return client.load(archive, { dryRun: opts.dryRun, message: opts.message });
+          // ink clears the whole screen, scrollback included, when a frame is as tall as the
+          // terminal: on one too small for the view (or of unknown height), draw none.
+          if (!ctx.out.interactive || !(Number(ctx.out.streams.stderr.rows) > LOAD_VIEW_LINES)) return client.load(params);
           // On a terminal: the steps, live, on stderr. ink and react are imported only here.
           const { startLoadView } = await import('../views/load.js');
           const server = (client as { server?: { pid: number } }).server;
           const view = startLoadView(ctx.out.streams, { archive, remote: server ? `aion serve (pid ${server.pid})` : undefined, color: ctx.out.color });
           try {
-            const outcome = await client.load(archive, { dryRun: opts.dryRun, message: opts.message, onProgress: view.store.step });
+            const outcome = await client.load(params, { onProgress: view.store.step });
             view.store.finish(outcome);
             return outcome;
           } catch (error) {
@@ -51,20 +59,24 @@ Examples:
           {
             workflow_type: result.workflow_type,
             version: result.version,
+            label: result.label,
             deployed_entry_module: result.deployed_entry_module,
             entry_function: result.entry_function,
             freshly_loaded: result.freshly_loaded,
             route_changed: result.route_changed,
+            routed: result.routed,
             previous: result.previous,
             ...(result.dry_run ? { dry_run: true } : {}),
           },
           () => {
             const would = result.dry_run ? 'would ' : '';
             const lines = [
-              `${c.bold(result.workflow_type)} ${c.cyan(v)}: ${result.dry_run ? 'valid, ' : ''}${
+              `${c.bold(result.workflow_type)} ${c.cyan(v)}${result.label ? ` ${c.dim(`“${result.label}”`)}` : ''}: ${result.dry_run ? 'valid, ' : ''}${
                 result.freshly_loaded ? `${would}load new version` : `already loaded, ${would}register nothing`
               }`,
-              result.route_changed
+              !result.routed
+                ? `not routed (--no-route): new starts still go to ${prev ?? 'nothing'}; next: aion ramp ${result.workflow_type} ${result.version.slice(0, 12)} <percent>, or aion route`
+                : result.route_changed
                 ? `${c.green('route')} ${result.workflow_type} → ${v}${prev ? ` ${c.dim(`(was ${prev})`)}` : ''}${result.dry_run ? ' (not applied: dry run)' : ''}`
                 : `route unchanged: ${result.workflow_type} → ${v}`,
             ];

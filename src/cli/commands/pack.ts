@@ -18,8 +18,9 @@ export function registerPack(program: Command, streams: Streams): void {
     .addHelpText(
       'after',
       `
-The version printed is the content hash of the modules: packing unchanged modules gives
-the same version (and the same bytes), whatever else changed in workflow.json or src/.
+The version printed is the content hash of the modules: packing unchanged
+modules gives the same version (and the same bytes), whatever else changed
+in workflow.json (label included) or src/.
 
 Examples:
   $ aion pack fixtures/hello_v1

@@ -30,7 +30,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string, opts: { message?: string; dryRun?: boolean }) => {
         const result = await withClient(ctx, { write: false, command: `rollback ${workflowType}` }, (client) =>
-          client.rollback(workflowType, { message: opts.message, dryRun: opts.dryRun }),
+          client.rollback({ workflow_type: workflowType, message: opts.message, dry_run: opts.dryRun }),
         );
         const { out } = ctx;
         const { c } = out;

@@ -26,7 +26,7 @@ Examples:
     .action(
       action(async (ctx, workflowType: string, version: string, opts: { message?: string }) => {
         const result = await withClient(ctx, { write: false, command: `route ${workflowType} ${version}` }, (client) =>
-          client.route(workflowType, version, { message: opts.message }),
+          client.route({ workflow_type: workflowType, version, message: opts.message }),
         );
         const { c } = ctx.out;
         ctx.out.result(result, () => {

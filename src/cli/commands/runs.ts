@@ -13,6 +13,11 @@ export const registerRuns: Register = (program: Command, streams) => {
   program
     .command('runs')
     .summary('list workflows and the state of their current run')
+    .description(
+      'List every workflow id with its current run: type, version, status and times, ' +
+        'sorted by workflow id. Filter by type, by version (a prefix will do) and by status. ' +
+        'Works the same while aion serve holds the state directory.',
+    )
     .option('--type <workflow_type>', 'only this workflow type')
     .option('--version <version>', 'only runs on this version (or a prefix of it)')
     .option('--status <status>', `only this status: ${STATUSES.join(', ')}`)

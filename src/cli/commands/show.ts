@@ -40,6 +40,10 @@ export const registerShow: Register = (program: Command, streams) => {
   program
     .command('show')
     .summary("show a workflow's current run: version, status, result and history")
+    .description(
+      "Show a workflow id's current run: its version, status, result or error, and its " +
+        'history of events (with --json, the whole history). Exit 3 for an unknown id.',
+    )
     .argument('<workflow_id>', 'the workflow id')
     .addHelpText(
       'after',
@@ -50,7 +54,7 @@ Examples:
     )
     .action(
       action(async (ctx, workflowId: string) => {
-        const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show(workflowId));
+        const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show({ workflow_id: workflowId }));
         const { c } = ctx.out;
         ctx.out.result(run, () => {
           const lines = [

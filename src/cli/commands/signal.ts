@@ -28,8 +28,8 @@ Examples:
       action(async (ctx, workflowId: string, name: string, opts: { input?: string }) => {
         const input = parseInput(opts.input);
         const { result, final } = await withClient(ctx, { write: false, command: `signal ${workflowId} ${name}`, drivesRuns: true }, async (client) => {
-          const signalled = await client.signal(workflowId, name, input);
-          const ended = !ctx.out.json && signalled.status !== 'running' ? await client.show(workflowId).catch(() => undefined) : undefined;
+          const signalled = await client.signal({ workflow_id: workflowId, name, input });
+          const ended = !ctx.out.json && signalled.status !== 'running' ? await client.show({ workflow_id: workflowId }).catch(() => undefined) : undefined;
           return { result: signalled, final: ended };
         });
         ctx.out.result(result, () => {

@@ -30,9 +30,9 @@ Examples:
       action(async (ctx, workflowType: string, opts: { input?: string; id?: string }) => {
         const input = parseInput(opts.input);
         const { result, final } = await withClient(ctx, { write: true, command: `start ${workflowType}`, drivesRuns: true }, async (client) => {
-          const started = await client.start(workflowType, input, { workflowId: opts.id });
+          const started = await client.start({ workflow_type: workflowType, input, workflow_id: opts.id });
           // For people: what the run ended with (its successor's, after continue-as-new).
-          const ended = !ctx.out.json && started.status !== 'running' ? await client.show(started.workflow_id).catch(() => undefined) : undefined;
+          const ended = !ctx.out.json && started.status !== 'running' ? await client.show({ workflow_id: started.workflow_id }).catch(() => undefined) : undefined;
           return { result: started, final: ended };
         });
         ctx.out.result(result, () => {

@@ -21,7 +21,7 @@ Examples:
     .action(
       action(async (ctx, workflowId: string, opts: { reason: string }) => {
         const result = await withClient(ctx, { write: false, command: `terminate ${workflowId}`, drivesRuns: true }, (client) =>
-          client.terminate(workflowId, opts.reason),
+          client.terminate({ workflow_id: workflowId, reason: opts.reason }),
         );
         ctx.out.result(result, () => `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  run ${result.run_id}`);
       }, streams),

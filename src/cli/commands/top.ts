@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
 import { usageError } from '../output.js';
-import { shortVersion, table, when } from '../render.js';
+import { shortVersion, table, versionsTable, when } from '../render.js';
 import { statusText } from './show.js';
 import { describeHolder } from '../../store/holder.js';
 import type { Register } from './index.js';
@@ -41,9 +41,7 @@ Examples:
             const { c } = out;
             const versions = snapshot.versions.length === 0
               ? 'no versions are loaded'
-              : table(out, ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED'], snapshot.versions.map((v) => [
-                  v.workflow_type, c.cyan(shortVersion(out, v.version)), v.state, String(v.pins.live), String(v.pins.recoverable), String(v.pins.recorded_children), when(out, v.loaded_at),
-                ]));
+              : versionsTable(out, snapshot.versions);
             const runs = snapshot.runs.length === 0
               ? 'no runs'
               : table(out, ['WORKFLOW ID', 'TYPE', 'VERSION', 'STATUS', 'STARTED', 'UPDATED'], snapshot.runs.map((r) => [

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { action } from '../context.js';
 import { withClient } from '../client.js';
-import { shortVersion, table, when } from '../render.js';
+import { versionsTable } from '../render.js';
 import type { Register } from './index.js';
 
 export const registerVersions: Register = (program: Command, streams) => {
@@ -10,9 +10,10 @@ export const registerVersions: Register = (program: Command, streams) => {
     .command('versions')
     .summary('list loaded versions, which one is routed, and what still pins each')
     .description(
-      'List every loaded version (of one workflow type, or all), sorted by type and load time, with its ' +
-        'state: routed (new starts go there), draining (not routed, still pinned by runs or recorded ' +
-        'children) or drained (nothing pins it: safe to unload).',
+      'List every loaded version (of one workflow type, or all), sorted by type and load time, with ' +
+        'its state: routed (new starts go there), ramping (a percentage of them, see aion ramp), ' +
+        'draining (still pinned by runs or recorded children) or drained (nothing pins it: safe to ' +
+        'unload). NOTE marks the rollback target and shows the author label.',
     )
     .argument('[workflow_type]', 'only this workflow type')
     .addHelpText(
@@ -21,11 +22,11 @@ export const registerVersions: Register = (program: Command, streams) => {
 Examples:
   $ aion versions
   $ aion versions hello --json
-  $ aion versions --json | jq -r '.versions[] | select(.state == "drained") | .version'`,
+  $ aion versions --json | jq -r '.versions[] | select(.state == "drained")'`,
     )
     .action(
       action(async (ctx, workflowType: string | undefined) => {
-        const versions = await withClient(ctx, { write: false, command: 'versions' }, (client) => client.versions(workflowType));
+        const versions = await withClient(ctx, { write: false, command: 'versions' }, (client) => client.versions({ workflow_type: workflowType }));
         const { c } = ctx.out;
         ctx.out.result({ versions }, () => {
           if (versions.length === 0) {
@@ -33,19 +34,10 @@ Examples:
               ? c.dim(workflowType ? `no versions of '${workflowType}' are loaded` : 'no versions are loaded (aion load <archive>)')
               : '';
           }
-          const rows = versions.map((v) => [
-            v.workflow_type,
-            c.cyan(shortVersion(ctx.out, v.version)),
-            v.state === 'routed' ? c.green('routed') : v.state === 'draining' ? c.yellow('draining') : c.dim('drained'),
-            String(v.pins.live),
-            String(v.pins.recoverable),
-            String(v.pins.recorded_children),
-            when(ctx.out, v.loaded_at),
-          ]);
-          const text = table(ctx.out, ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED'], rows);
+          const text = versionsTable(ctx.out, versions);
           // A legend for people; piped output stays the bare table.
           if (!ctx.out.isTTY) return text;
-          return `${text}\n${c.dim(`${c.green('routed')}: new starts go here · ${c.yellow('draining')}: still pinned by runs or children · drained: nothing pins it (aion unload)`)}`;
+          return `${text}\n${c.dim(`${c.green('routed')}: new starts go here · ${c.magenta('ramping')}: a share of them · ${c.yellow('draining')}: still pinned\ndrained: nothing pins it (aion unload, aion prune) · rollback target: where aion rollback goes`)}`;
         });
       }, streams),
     );

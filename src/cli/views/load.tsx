@@ -89,6 +89,9 @@ export class LoadProgressStore {
       notes.route ??= 'dry run';
       if (status.persist !== 'done') status.persist = 'skipped';
       status.route = 'skipped';
+    } else if (outcome.routed === false) {
+      notes.route = 'not routed: --no-route';
+      status.route = 'skipped';
     } else if (!outcome.route_changed) {
       notes.route = 'unchanged';
     }

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'react';
 import { Box, Text, render, useApp, useInput } from 'ink';
 import type { RunSummary, VersionInfo } from '../../engine/types.js';
 import type { Output, Streams } from '../output.js';
-import { escapeText, relativeTime, shortVersion, table } from '../render.js';
+import { escapeText, relativeTime, shortVersion, stateText, table, versionNote } from '../render.js';
 import { finishText } from '../output.js';
 import { statusText } from '../commands/show.js';
 import { Spinner } from './spinner.js';
@@ -32,22 +32,31 @@ export function renderTop(out: Output, snap: TopSnapshot, rows: number): string 
   const routed = snap.versions.filter((v) => v.route_active);
   lines.push(c.bold('ROUTES'));
   if (routed.length === 0) lines.push(c.dim('  no workflow type is routed (aion load <archive>)'));
-  for (const v of routed) lines.push(`  ${escapeText(v.workflow_type)} → ${c.cyan(shortVersion(out, v.version))} ${c.dim(`loaded ${relativeTime(v.loaded_at, now)}`)}`);
+  for (const v of routed) {
+    const ramp = snap.versions.find((r) => r.workflow_type === v.workflow_type && r.state === 'ramping');
+    const back = snap.versions.find((r) => r.workflow_type === v.workflow_type && r.rollback_target);
+    const extra = [
+      ramp ? c.magenta(`ramping ${ramp.ramp_percent}% → ${shortVersion(out, ramp.version)}`) : undefined,
+      back ? c.dim(`rollback → ${shortVersion(out, back.version)}`) : undefined,
+    ].filter(Boolean);
+    lines.push(`  ${escapeText(v.workflow_type)} → ${c.cyan(shortVersion(out, v.version))} ${c.dim(`loaded ${relativeTime(v.loaded_at, now)}`)}${extra.length > 0 ? '  ' + extra.join(c.dim(' · ')) : ''}`);
+  }
   lines.push('');
   lines.push(c.bold('VERSIONS'));
   if (snap.versions.length === 0) lines.push(c.dim('  none loaded'));
   else {
     const t = table(
       out,
-      ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED'],
+      ['TYPE', 'VERSION', 'STATE', 'LIVE', 'RECOVERABLE', 'CHILDREN', 'LOADED', 'NOTE'],
       snap.versions.map((v) => [
         v.workflow_type,
         c.cyan(shortVersion(out, v.version)),
-        v.state === 'routed' ? c.green('routed') : v.state === 'draining' ? c.yellow('draining') : c.dim('drained'),
+        stateText(out, v),
         String(v.pins.live),
         String(v.pins.recoverable),
         String(v.pins.recorded_children),
         relativeTime(v.loaded_at, now),
+        versionNote(out, v),
       ]),
     );
     lines.push(...t.split('\n').map((l) => '  ' + l));
