@@ -119,7 +119,10 @@ class Thread {
       this.worker.once('online', () => resolve());
       this.worker.once('exit', () => resolve());
     });
-    this.worker.on('message', (m: FromWorker) => {
+    // Messages travel as JSON text both ways: cloning one string costs far less than cloning
+    // the object graph, and only JSON-able values cross anyway.
+    this.worker.on('message', (text: string) => {
+      const m = JSON.parse(text) as FromWorker;
       if (m.t === 'need') {
         let source: string | undefined;
         try {
@@ -165,7 +168,7 @@ class Thread {
   }
 
   post(message: ToWorker): void {
-    if (this.dead === undefined) this.worker.postMessage(message);
+    if (this.dead === undefined) this.worker.postMessage(JSON.stringify(message));
   }
 
   request(make: (id: number) => ToWorker, onLog?: (level: string, text: string) => void): Promise<Reply> {
@@ -174,7 +177,7 @@ class Thread {
     return new Promise<Reply>((resolve) => {
       this.pending.set(id, { resolve, onLog });
       this.worker.ref();
-      this.worker.postMessage(make(id));
+      this.worker.postMessage(JSON.stringify(make(id)));
     });
   }
 
@@ -422,19 +425,21 @@ export class CodePool {
     // The bound is on the thread's CPU time where it can be read (else wall time), with a
     // wall-time backstop of ten bounds for a thread that hangs without running.
     const clock = () => thread.cpuMs() ?? Date.now();
+    // Nothing is read when the step is quick (most are): the clocks start at the first tick
+    // that sees no progress.
     let last = Atomics.load(thread.progress, 0);
-    let since = clock();
-    let sinceWall = Date.now();
+    let since: number | undefined;
+    let sinceWall = 0;
     // A step filling its heap may be slow to die of it (the collector thrashes near the limit):
     // while the process grows by half the thread's heap limit, the step gets a few more bounds,
     // so that a heap overflow is reported as one rather than as a time bound.
-    let rss = process.memoryUsage.rss();
+    let rss = 0;
     let extensions = 0;
     const growth = (this.limits.workflowMemoryMb * 1024 * 1024) / 2;
     const tick = Math.max(5, Math.floor(boundMs / 4));
     const timer = setInterval(() => {
       const now = Atomics.load(thread.progress, 0);
-      if (now !== last) {
+      if (now !== last || since === undefined) {
         last = now;
         since = clock();
         sinceWall = Date.now();

@@ -17,7 +17,7 @@ const sourceFlag = new Int32Array(data.sourceFlag);
  */
 function fetchSource(version: string, name: string): string | undefined {
   Atomics.store(sourceFlag, 0, 0);
-  parentPort!.postMessage({ t: 'need', version, name } satisfies FromWorker);
+  parentPort!.postMessage(JSON.stringify({ t: 'need', version, name } satisfies FromWorker));
   if (Atomics.wait(sourceFlag, 0, 0, 30_000) === 'timed-out') return undefined;
   const reply = receiveMessageOnPort(data.sourcePort) as { message: { source?: string } } | undefined;
   return reply?.message.source;
@@ -30,9 +30,10 @@ try {
 }
 const host = new CodeHost(data.mode, { onStep: () => Atomics.add(progress, 0, 1), fetchSource });
 const port = parentPort!;
-const post = (message: FromWorker) => port.postMessage(message);
+const post = (message: FromWorker) => port.postMessage(JSON.stringify(message));
 
-port.on('message', (m: ToWorker) => {
+port.on('message', (text: string) => {
+  const m = JSON.parse(text) as ToWorker;
   try {
     switch (m.t) {
       case 'version':
