@@ -423,7 +423,7 @@ export class CodePool {
   private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
     await thread.ready;
     // The bound is on the thread's CPU time where it can be read (else wall time), with a
-    // wall-time backstop of ten bounds for a thread that hangs without running.
+    // wall-time backstop of three bounds.
     const clock = () => thread.cpuMs() ?? Date.now();
     // Nothing is read when the step is quick (most are): the clocks start at the first tick
     // that sees no progress.
@@ -431,7 +431,7 @@ export class CodePool {
     let since: number | undefined;
     let sinceWall = 0;
     // A step filling its heap may be slow to die of it (the collector thrashes near the limit):
-    // while the process grows by half the thread's heap limit, the step gets a few more bounds,
+    // while the process grows by half the thread's heap limit, the step gets one more bound,
     // so that a heap overflow is reported as one rather than as a time bound.
     let rss = 0;
     let extensions = 0;
@@ -444,11 +444,15 @@ export class CodePool {
         since = clock();
         sinceWall = Date.now();
         rss = process.memoryUsage.rss();
-      } else if (clock() - since >= boundMs || Date.now() - sinceWall >= 10 * boundMs) {
+      } else if (Date.now() - sinceWall >= 3 * boundMs) {
+        // The backstop: three bounds of wall time, whatever the CPU clock says (a collector
+        // working on other threads, a thread starved of CPU).
+        clearInterval(timer);
+        void thread.kill('time');
+      } else if (clock() - since >= boundMs) {
         const grown = process.memoryUsage.rss() - rss;
-        if (grown > growth && extensions++ < 4) {
+        if (grown > growth && extensions++ < 1) {
           since = clock();
-          sinceWall = Date.now();
           rss += grown;
           return;
         }
