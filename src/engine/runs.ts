@@ -78,35 +78,49 @@ export class RunManager {
     let runId: string;
     let version: string;
     try {
-      workflowId = options.workflowId ?? `${workflowType}-${randomUUID().slice(0, 8)}`;
+      const generated = options.workflowId === undefined;
+      workflowId = options.workflowId ?? this.generateId(workflowType);
       validateWorkflowId(workflowId);
       const code = await this.deps.code();
-      const pin = catalog.pinStart(workflowType, workflowId);
-      try {
-        version = pin.entry.version;
-        await code.ensure(pin.entry);
-        runId = await this.driver.lockOf(workflowId).run(() =>
-          store.hold(async () => {
-            const existing = await this.getRun(workflowId);
-            if (existing && existing.status === 'running') {
-              throw new AionError('conflict', `workflow '${workflowId}' is already running (run ${existing.run_id} on version ${existing.version.slice(0, 12)})`, {
-                details: { workflow_id: workflowId, run_id: existing.run_id },
-                hint: `pick another --id, or wait for it to finish (aion show ${workflowId})`,
-              });
-            }
-            const id = randomUUID();
-            faultPoint('start.before-write');
-            const { ops, seed } = this.driver.startBatch(workflowId, id, pin.entry, input, null);
-            await store.write(ops, { sync: false });
-            faultPoint('start.after-write');
-            this.deps.live.forget(workflowId);
-            this.driver.forgetEnded(workflowId);
-            seed();
-            return id;
-          }),
-        );
-      } finally {
-        pin.release();
+      for (let attempt = 0; ; attempt++) {
+        const id = workflowId;
+        // The version (routed, or ramping for this id) is pinned until the start is recorded.
+        const pin = catalog.pinStart(workflowType, id);
+        let started: string | undefined;
+        try {
+          version = pin.entry.version;
+          await code.ensure(pin.entry);
+          started = await this.driver.lockOf(id).run(() =>
+            store.hold(async () => {
+              const existing = await this.getRun(id);
+              // A generated id that names an existing workflow (any status) is drawn again:
+              // reusing it would replace that workflow's record.
+              if (existing && generated && attempt < 5) return undefined;
+              if (existing && existing.status === 'running') {
+                throw new AionError('conflict', `workflow '${id}' is already running (run ${existing.run_id} on version ${existing.version.slice(0, 12)})`, {
+                  details: { workflow_id: id, run_id: existing.run_id },
+                  hint: `pick another --id, or wait for it to finish (aion show ${id})`,
+                });
+              }
+              const newRunId = randomUUID();
+              faultPoint('start.before-write');
+              const { ops, seed } = this.driver.startBatch(id, newRunId, pin.entry, input, null);
+              await store.write(ops, { sync: false });
+              faultPoint('start.after-write');
+              this.deps.live.forget(id);
+              this.driver.forgetEnded(id);
+              seed();
+              return newRunId;
+            }),
+          );
+        } finally {
+          pin.release();
+        }
+        if (started !== undefined) {
+          runId = started;
+          break;
+        }
+        workflowId = this.generateId(workflowType);
       }
       this.enqueue(workflowId);
     } finally {
@@ -123,6 +137,9 @@ export class RunManager {
       status: rec?.run_id === runId ? rec.status : rec ? 'continued_as_new' : 'running',
     };
   }
+
+  /** A workflow id for a start without `--id`: the type and 8 random hex digits. Replaceable in tests. */
+  generateId = (workflowType: string): string => `${workflowType}-${randomUUID().slice(0, 8)}`;
 
   /** The run record as this process last knew it, or read. */
   private async latest(workflowId: string): Promise<RunRecord | undefined> {

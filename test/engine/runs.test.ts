@@ -309,6 +309,27 @@ describe('run lifecycle', () => {
     }
   });
 
+  test('a generated workflow id that names an existing workflow is drawn again, never reused', async () => {
+    const { engine } = await openEngine(path.join(work.dir, 'generated-ids'));
+    try {
+      await engine.loadPackage({ path: hello2.path });
+      const first = await engine.runs.start('hello', { name: 'a' }, { workflowId: 'hello-0000beef' });
+      assert.equal(first.status, 'completed');
+      const drawn = ['hello-0000beef', 'hello-0000cafe'];
+      engine.runs.generateId = () => drawn.shift() ?? 'hello-ffffffff';
+      const second = await engine.runs.start('hello', { name: 'b' });
+      assert.equal(second.workflow_id, 'hello-0000cafe', 'the colliding id was drawn again');
+      const kept = await engine.runs.show('hello-0000beef');
+      assert.equal(kept.run_id, first.run_id, "the earlier workflow's record is untouched");
+      assert.deepEqual(kept.result, { greeting: 'HELLO v2, a' });
+      // An explicit --id may name a finished workflow: that starts its next run, as before.
+      const again = await engine.runs.start('hello', { name: 'c' }, { workflowId: 'hello-0000beef' });
+      assert.notEqual(again.run_id, first.run_id);
+    } finally {
+      await engine.close();
+    }
+  });
+
   test('activities with declared names only; an order completes with its recorded receipt', async () => {
     const { engine } = await openEngine(path.join(work.dir, 'order'));
     try {
