@@ -35,3 +35,27 @@ export class Mutex {
     }
   }
 }
+
+/**
+ * One FIFO mutex per key, forgotten once nobody holds or waits for it (so a server that has
+ * driven a million workflows keeps no lock for each). `run` releases on every path.
+ */
+export class KeyedMutex {
+  private readonly locks = new Map<string, { mutex: Mutex; users: number }>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    let entry = this.locks.get(key);
+    if (!entry) this.locks.set(key, (entry = { mutex: new Mutex(), users: 0 }));
+    entry.users++;
+    try {
+      return await entry.mutex.run(fn);
+    } finally {
+      if (--entry.users === 0 && this.locks.get(key) === entry) this.locks.delete(key);
+    }
+  }
+
+  /** Keys held or waited for now (a diagnostic). */
+  get size(): number {
+    return this.locks.size;
+  }
+}

@@ -18,7 +18,7 @@
 // run is reloaded instead of overwriting another process's events.
 import { randomUUID } from 'node:crypto';
 import { AionError } from '../errors.js';
-import { Mutex } from '../concurrency.js';
+import { KeyedMutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
 import { escapeText } from '../escape.js';
 import type { VersionEntry, WorkflowCatalog } from '../catalog/catalog.js';
@@ -65,7 +65,7 @@ class StaleRun extends Error {}
 type Ended = Exclude<Activation, { status: 'blocked' }>;
 
 export class Driver {
-  private readonly locks = new Map<string, Mutex>();
+  private readonly locks = new KeyedMutex();
   /** TimerFired events recorded by this process (serve reports it). */
   timersFired = 0;
   /** The final records of runs that ended here lately, with the store epoch they were written at. */
@@ -83,10 +83,9 @@ export class Driver {
 
   constructor(private readonly deps: RunDeps) {}
 
-  lockOf(workflowId: string): Mutex {
-    let lock = this.locks.get(workflowId);
-    if (!lock) this.locks.set(workflowId, (lock = new Mutex()));
-    return lock;
+  /** Runs `fn` holding the lock of one workflow id (see the lock order at the top). */
+  withLock<T>(workflowId: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(workflowId, fn);
   }
 
   async getRun(workflowId: string): Promise<RunRecord | undefined> {
@@ -229,7 +228,7 @@ export class Driver {
   async advance(workflowId: string): Promise<string[]> {
     const wake: string[] = [];
     const { live } = this.deps;
-    await this.lockOf(workflowId).run(async () => {
+    await this.withLock(workflowId, async () => {
       let state: RunState | undefined;
       try {
         for (let step = 0; step < STEP_LIMIT; step++) {
@@ -417,7 +416,7 @@ export class Driver {
 
   /** Starts a recorded child on its recorded version; its recorded-child pin becomes a run pin. */
   private async startChild(parent: RunState, seq: number, child: RunState['fold']['children'] extends Map<number, infer C> ? C : never, entry: VersionEntry): Promise<WorkflowEvent | undefined> {
-    return this.lockOf(child.childId).run(async () => {
+    return this.withLock(child.childId, async () => {
       const existing = await this.getRun(child.childId);
       if (existing && existing.status === 'running') {
         child.started = true; // never will be by this parent: its pin goes with the failure below

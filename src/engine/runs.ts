@@ -90,7 +90,7 @@ export class RunManager {
         try {
           version = pin.entry.version;
           await code.ensure(pin.entry);
-          started = await this.driver.lockOf(id).run(() =>
+          started = await this.driver.withLock(id, () =>
             store.hold(async () => {
               const existing = await this.getRun(id);
               // A generated id that names an existing workflow (any status) is drawn again:
@@ -153,7 +153,7 @@ export class RunManager {
     const end = this.deps.gate.begin('signal');
     let runId: string;
     try {
-      runId = await this.driver.lockOf(workflowId).run(async () => {
+      runId = await this.driver.withLock(workflowId, async () => {
         const state = await this.requireRunning(workflowId, 'signal');
         faultPoint('signal.before-write');
         await this.driver.append(state, [{ type: 'SignalReceived', at: Date.now(), name, input }], { seen: false });
@@ -174,7 +174,7 @@ export class RunManager {
   async terminate(workflowId: string, reason: string): Promise<SignalOutcome> {
     const end = this.deps.gate.begin('terminate');
     try {
-      const rec = await this.driver.lockOf(workflowId).run(async () => {
+      const rec = await this.driver.withLock(workflowId, async () => {
         const state = await this.requireRunning(workflowId, 'terminate');
         faultPoint('terminate.before-write');
         await this.driver.append(state, [{ type: 'WorkflowTerminated', at: Date.now(), reason }], { seen: true, patch: { status: 'terminated', error: { message: reason } }, sync: true });
@@ -325,7 +325,7 @@ export class RunManager {
         continue;
       }
       woken.push(t.workflowId);
-      const didFire = await this.driver.lockOf(t.workflowId).run(async () => {
+      const didFire = await this.driver.withLock(t.workflowId, async () => {
         const state = await this.driver.state(t.workflowId);
         if (!state || state.rec.status !== 'running' || !state.fold.timers.has(t.seq)) {
           await this.deps.store.write([del(t.key)], { sync: false });
