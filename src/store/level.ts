@@ -211,16 +211,43 @@ class LevelKV implements KV {
 }
 
 /**
+ * Creates a directory and its missing parents (0700), one level at a time, each tried once.
+ * Node's `mkdirSync(…, {recursive: true})` retries forever where mkdir fails ENOENT under a
+ * parent that exists (e.g. anywhere under /proc); here any failure is `store` at once, naming
+ * the path and the reason.
+ */
+export function makeDirectory(dir: string): void {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      if (statSync(d).isDirectory()) break;
+      throw Object.assign(new Error(`${d} exists and is not a directory`), { code: 'ENOTDIR' });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' || d === path.dirname(d)) {
+        throw new AionError('store', `cannot create state directory ${dir}: ${(error as Error).message}`, { cause: error, details: { state_dir: dir } });
+      }
+      missing.push(d);
+    }
+  }
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d, { mode: 0o700 });
+    } catch (error) {
+      // EEXIST: another process created it meanwhile; a directory is all we need.
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d, { throwIfNoEntry: false })?.isDirectory()) continue;
+      throw new AionError('store', `cannot create state directory ${dir}: ${(error as Error).message}`, { cause: error, details: { state_dir: dir } });
+    }
+  }
+}
+
+/**
  * Opens (creating if needed) the state directory's database.
  * Fails `state_busy` when another process still holds it after `lockTimeoutMs`, and
  * `store` when it cannot be opened for any other reason (permissions, corruption).
  */
 export async function openLevel(stateDir: string, options: OpenOptions): Promise<KV & { epoch: number }> {
-  try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    throw new AionError('store', `cannot create state directory ${stateDir}: ${(error as Error).message}`, { cause: error });
-  }
+  makeDirectory(stateDir);
   return new LevelKV(await lockAndOpen(stateDir, options), stateDir, options);
 }
 

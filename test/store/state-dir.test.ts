@@ -1,0 +1,46 @@
+// Hostile state directories through bin/aion and in-process: paths that can never be created,
+// stale holder files, copies of served directories, clock skew in the deploy history.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { BIN, tempDir } from '../helpers/cli.js';
+import { packFixture, type Packed } from '../helpers/packages.js';
+
+let work: { dir: string; cleanup: () => void };
+let v1: Packed;
+
+before(async () => {
+  work = tempDir('aion-statedir-');
+  v1 = await packFixture('hello_v1', work.dir, 'v1.aion');
+});
+after(() => work.cleanup());
+
+/** bin/aion with a short deadline: a command that spins is a failure, not a hung suite. */
+function aionQuick(args: string[], timeoutMs = 15_000) {
+  const started = Date.now();
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: timeoutMs, input: '' });
+  return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+}
+
+describe('a state directory that can never be created', () => {
+  test('under /proc: load fails store (exit 10) at once, naming the path, instead of spinning', { skip: !existsSync('/proc/self') && 'no /proc here' }, () => {
+    const r = aionQuick(['--state-dir', '/proc/aion-state', 'load', v1.path, '--json']);
+    assert.equal(r.signal, null, `killed after ${r.ms} ms: it spun`);
+    assert.equal(r.code, 10, r.stdout + r.stderr);
+    const error = JSON.parse(r.stdout).error;
+    assert.equal(error.code, 'store');
+    assert.match(error.message, /cannot create state directory \/proc\/aion-state/);
+    assert.equal(error.state_dir, '/proc/aion-state');
+    assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+  });
+
+  test('a parent that is a regular file: store (exit 10), nothing created', () => {
+    const file = path.join(work.dir, 'plain-file');
+    spawnSync('sh', ['-c', `printf x > '${file}'`]);
+    const r = aionQuick(['--state-dir', path.join(file, 'a', 'b'), 'load', v1.path, '--json']);
+    assert.equal(r.code, 10, r.stdout + r.stderr);
+    assert.equal(JSON.parse(r.stdout).error.code, 'store');
+  });
+});
