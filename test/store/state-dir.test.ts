@@ -3,10 +3,12 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BIN, tempDir } from '../helpers/cli.js';
+import { Level } from 'level';
+import { aion, aionAsync, BIN, tempDir } from '../helpers/cli.js';
 import { packFixture, type Packed } from '../helpers/packages.js';
+import { startServe } from '../server/support.js';
 
 let work: { dir: string; cleanup: () => void };
 let v1: Packed;
@@ -42,5 +44,40 @@ describe('a state directory that can never be created', () => {
     const r = aionQuick(['--state-dir', path.join(file, 'a', 'b'), 'load', v1.path, '--json']);
     assert.equal(r.code, 10, r.stdout + r.stderr);
     assert.equal(JSON.parse(r.stdout).error.code, 'store');
+  });
+});
+
+describe('doctor and a dead server\'s holder file', () => {
+  test('a holder naming a killed server is stale for doctor too: it waits for the lock like any command, then checks', async () => {
+    const state = path.join(work.dir, 'doctor-stale');
+    assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+    const served = await startServe(state);
+    await served.stop('SIGKILL');
+    const holder = JSON.parse(readFileSync(path.join(state, 'holder.json'), 'utf8'));
+    assert.equal(holder.pid, served.pid, 'the killed server left its holder file, naming its socket');
+    assert.ok(holder.socket);
+    // Someone else (not a server) holds the LevelDB lock for a moment, leaving that holder file.
+    const db = new Level(path.join(state, 'db'));
+    await db.open();
+    const started = Date.now();
+    const doctor = aionAsync(['--state-dir', state, 'doctor', '--json', '--lock-timeout', '20']);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await db.close();
+    const r = await doctor;
+    assert.equal(r.code, 0, `refused after ${Date.now() - started} ms: ${r.stdout}${r.stderr}`);
+    assert.equal(r.json.ok, true);
+  });
+
+  test('a live server: doctor still refuses at once (exit 8), naming it', async () => {
+    const state = path.join(work.dir, 'doctor-live');
+    assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+    const served = await startServe(state);
+    try {
+      const r = aion(['--state-dir', state, 'doctor', '--json', '--lock-timeout', '20']);
+      assert.equal(r.code, 8, r.stdout);
+      assert.match(r.json.error.message, new RegExp(`served by aion serve \\(pid ${served.pid}\\)`));
+    } finally {
+      await served.stop();
+    }
   });
 });

@@ -41,8 +41,12 @@ Examples:
           command: `aion doctor${opts.repair ? ' --repair' : ''}`,
           onWait: (holder) =>
             ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
+          // Only a server that answers refuses doctor at once; a holder file left by a killed
+          // server is stale, and doctor waits for the lock as every other command does.
           whileWaiting: async (holder) => {
-            if (holder?.socket) {
+            if (!holder?.socket) return;
+            const { serverAnswers } = await import('../../client/remote.js');
+            if (await serverAnswers(holder)) {
               throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
                 details: { state_dir: ctx.globals.stateDir, holder },
                 hint: `stop it first (kill -TERM ${holder.pid}), then run aion doctor`,
