@@ -1,6 +1,6 @@
 // The holder file: who holds a state directory (pid, command, since). LevelDB's own lock is
 // the authority; this advisory file only lets a waiting process say whom it waits for.
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export interface HolderInfo {
@@ -43,4 +43,18 @@ export function recordHolderSocket(stateDir: string, socket: string): void {
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, JSON.stringify(info) + '\n', { mode: 0o600 });
   renameSync(tmp, file);
+}
+
+/**
+ * Which directory a path names, whatever path reaches it: `<dev>:<ino>` of the directory
+ * itself. A symlink to it or a move of it is the same directory; a copy (which carries every
+ * file inside, ids included) is another. Undefined when the path cannot be looked at.
+ */
+export function directoryIdentity(dir: string): string | undefined {
+  try {
+    const st = statSync(dir, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
 }

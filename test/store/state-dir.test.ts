@@ -9,13 +9,17 @@ import { Level } from 'level';
 import { aion, aionAsync, BIN, tempDir } from '../helpers/cli.js';
 import { packFixture, type Packed } from '../helpers/packages.js';
 import { startServe } from '../server/support.js';
+import { openEngine } from '../engine/support.js';
+import { K } from '../../src/store/keys.js';
 
 let work: { dir: string; cleanup: () => void };
 let v1: Packed;
+let v2: Packed;
 
 before(async () => {
   work = tempDir('aion-statedir-');
   v1 = await packFixture('hello_v1', work.dir, 'v1.aion');
+  v2 = await packFixture('hello_v2', work.dir, 'v2.aion');
 });
 after(() => work.cleanup());
 
@@ -78,6 +82,89 @@ describe('doctor and a dead server\'s holder file', () => {
       assert.match(r.json.error.message, new RegExp(`served by aion serve \\(pid ${served.pid}\\)`));
     } finally {
       await served.stop();
+    }
+  });
+});
+
+describe('a copy of a served state directory', () => {
+  test('is never served by the original\'s server: load and start land in the copy, the original is unchanged', async () => {
+    const original = path.join(work.dir, 'served-original');
+    const copy = path.join(work.dir, 'served-copy');
+    assert.equal(aion(['--state-dir', original, 'load', v1.path]).code, 0);
+    const served = await startServe(original);
+    try {
+      // A hot copy, as an operator makes it: holder.json names the original's socket.
+      assert.equal(spawnSync('cp', ['-r', original, copy]).status, 0);
+      assert.equal(JSON.parse(readFileSync(path.join(copy, 'holder.json'), 'utf8')).socket, served.socket);
+      const loaded = aion(['--state-dir', copy, 'load', v2.path, '--json']);
+      assert.equal(loaded.code, 0, loaded.stdout + loaded.stderr);
+      const started = aion(['--state-dir', copy, 'start', 'hello', '--id', 'in-the-copy', '--json']);
+      assert.equal(started.code, 0, started.stdout + started.stderr);
+      assert.equal(started.json.version, v2.version);
+      // The original, asked through its server, saw none of it.
+      const versions = aion(['--state-dir', original, 'versions', '--json']);
+      assert.deepEqual(versions.json.versions.map((v: { version: string }) => v.version), [v1.version]);
+      assert.equal(aion(['--state-dir', original, 'show', 'in-the-copy', '--json']).code, 3);
+    } finally {
+      await served.stop();
+    }
+    const copied = aion(['--state-dir', copy, 'versions', '--json']);
+    assert.deepEqual(copied.json.versions.map((v: { version: string }) => v.version).sort(), [v1.version, v2.version].sort());
+    assert.equal(aion(['--state-dir', copy, 'show', 'in-the-copy', '--json']).code, 0);
+    const orig = aion(['--state-dir', original, 'versions', '--json']);
+    assert.deepEqual(orig.json.versions.map((v: { version: string }) => v.version), [v1.version]);
+  });
+});
+
+describe('the deploy history is ordered by sequence, not by the clock', () => {
+  test('a clock an hour behind: the rollback still sorts last, and a second rollback toggles back', async () => {
+    const state = path.join(work.dir, 'clock-skew');
+    let now = Date.parse('2026-12-01T12:00:00Z');
+    const { engine } = await openEngine(state, { now: () => now });
+    try {
+      await engine.loadPackage({ path: v1.path });
+      now += 1000;
+      await engine.loadPackage({ path: v2.path });
+      now -= 3_600_000; // the clock is set back an hour
+      const back = await engine.rollbackWorkflowVersion('hello');
+      assert.equal(back.version, v1.version);
+      const history = await engine.deployHistory('hello');
+      assert.deepEqual(history.map((r) => `${r.operation} ${r.version.slice(0, 6)}`), [`load ${v1.version.slice(0, 6)}`, `load ${v2.version.slice(0, 6)}`, `route ${v1.version.slice(0, 6)}`]);
+      assert.equal(history[2]!.at, new Date(now).toISOString(), 'at stays the (skewed) wall-clock time, as information');
+      assert.deepEqual((await engine.deployHistory('hello', 1)).map((r) => r.operation), ['route']);
+      const again = await engine.rollbackWorkflowVersion('hello');
+      assert.equal(again.version, v2.version, 'the second rollback returns to v2');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('records under the old clock-ordered keys read first, in their order, then new ones', async () => {
+    const state = path.join(work.dir, 'old-keys');
+    const { engine: first } = await openEngine(state);
+    await first.loadPackage({ path: v1.path });
+    await first.close();
+    // A directory written by an aion that keyed records by time: rewrite the record that way.
+    const db = new Level<string, string>(path.join(state, 'db'));
+    await db.open();
+    const records: [string, string][] = [];
+    for await (const entry of db.iterator(K.auditRange())) records.push(entry);
+    assert.equal(records.length, 1);
+    await db.batch([
+      { type: 'del', key: records[0]![0] },
+      { type: 'put', key: ['audit', String(Date.parse('2099-01-01T00:00:00Z')).padStart(15, '0'), '0000000001', '000000'].join('\x00'), value: records[0]![1] },
+    ]);
+    await db.close();
+    let now = Date.parse('2026-12-01T12:00:00Z');
+    const { engine } = await openEngine(state, { now: () => now });
+    try {
+      await engine.loadPackage({ path: v2.path });
+      now += 1000;
+      assert.deepEqual((await engine.deployHistory('hello')).map((r) => r.version), [v1.version, v2.version]);
+      assert.equal((await engine.rollbackWorkflowVersion('hello')).version, v1.version);
+      assert.deepEqual((await engine.deployHistory('hello')).map((r) => r.operation), ['load', 'load', 'route']);
+    } finally {
+      await engine.close();
     }
   });
 });

@@ -46,7 +46,7 @@ Examples:
           whileWaiting: async (holder) => {
             if (!holder?.socket) return;
             const { serverAnswers } = await import('../../client/remote.js');
-            if (await serverAnswers(holder)) {
+            if (await serverAnswers(ctx.globals.stateDir, holder)) {
               throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
                 details: { state_dir: ctx.globals.stateDir, holder },
                 hint: `stop it first (kill -TERM ${holder.pid}), then run aion doctor`,
