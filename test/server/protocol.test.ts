@@ -2,6 +2,7 @@
 // (or, for a half-sent request, silence), and none of it crashes the server or changes state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { aionAsync, tempDir } from '../helpers/cli.js';
 import { alive, pack, RawClient, startServe, type Packed, type Served } from './support.js';
