@@ -9,7 +9,7 @@ import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
 import { notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
-import { Store, putJSON, putBytes, del, encodeJSON } from '../store/store.js';
+import { Store, putJSON, putBytes, del, appendAudit, type StoreOp } from '../store/store.js';
 import { K } from '../store/keys.js';
 import { readVersionPins } from '../store/pins.js';
 import type { KV } from '../store/kv.js';
@@ -48,6 +48,8 @@ export interface EngineOptions {
   maxResident?: number;
   /** Limits of user code (default: defaultLimits(), from the environment). */
   limits?: Partial<PoolLimits>;
+  /** The wall clock of deploy records' `at` (tests skew it; default Date.now). Never orders anything. */
+  now?: () => number;
 }
 
 export type LoadSource = { path: string } | { bytes: Uint8Array; name?: string };
@@ -105,7 +107,6 @@ export class Engine {
   private runtimeApi: RuntimeApi | undefined;
   private moduleRegistry: ModuleRegistryLike | undefined;
   private codePool: CodePool | undefined;
-  private auditSeq = 0;
   private closed = false;
 
   private constructor(
@@ -342,7 +343,7 @@ export class Engine {
   private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
     const { workflowType: type, version } = entry;
     faultPoint('load.before-write');
-    const ops = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
+    const ops: StoreOp[] = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
     if (route) {
       // Routing a load sends every new start to it: the ramp goes with the old route.
       ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
@@ -814,7 +815,7 @@ export class Engine {
   // --- deploy history -----------------------------------------------------------------------
 
   private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, options: DeployOptions, extra: Partial<DeployRecord> = {}) {
-    const at = Date.now();
+    const at = (this.options.now ?? Date.now)();
     const message = options.message;
     const record: DeployRecord = {
       at: new Date(at).toISOString(),
@@ -827,7 +828,7 @@ export class Engine {
       ...extra,
       ...(message === undefined ? {} : { message }),
     };
-    return { type: 'put' as const, key: K.audit(at, process.pid, this.auditSeq++), value: encodeJSON(record) };
+    return appendAudit(record);
   }
 
   /**

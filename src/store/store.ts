@@ -28,6 +28,22 @@ export function del(key: string): BatchOp {
   return { type: 'del', key };
 }
 
+/**
+ * A deploy audit record to append: Store.write gives it the directory's next sequence number
+ * (K.audit) in the same batch, so the history's order is the order of the writes, whatever
+ * the clock says.
+ */
+export interface AuditAppend {
+  type: 'audit';
+  value: Uint8Array;
+}
+
+export type StoreOp = BatchOp | AuditAppend;
+
+export function appendAudit(record: unknown): AuditAppend {
+  return { type: 'audit', value: encodeJSON(record) };
+}
+
 export class Store {
   private constructor(
     private readonly kv: KV,
@@ -149,15 +165,44 @@ export class Store {
     }
   }
 
-  /** Applies all ops atomically. Fails `store` (and nothing was written) on any error. */
-  async write(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
+  /**
+   * Applies all ops atomically; audit appends get the next sequence numbers, read and written
+   * with the directory held throughout. Fails `store` (and nothing was written) on any error;
+   * the sequence numbers of a failed write are skipped, never reused.
+   */
+  async write(ops: StoreOp[], options: { sync: boolean }): Promise<void> {
     if (!this.exists) throw new AionError('internal', 'write to a state directory that was opened read-only');
+    if (!ops.some((op) => op.type === 'audit')) return this.writeBatch(ops as BatchOp[], options);
+    return this.hold(async () => {
+      const seq = await this.nextAuditSeq(ops.filter((op) => op.type === 'audit').length);
+      let n = seq;
+      await this.writeBatch(ops.map((op) => (op.type === 'audit' ? { type: 'put', key: K.audit(n++), value: op.value } : op)), options);
+    });
+  }
+
+  private async writeBatch(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
     try {
       if (!options.sync) this.dirty = true;
       await this.kv.batch(ops, options);
     } catch (error) {
       throw new AionError('store', `could not write the state directory: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /** The next audit sequence number, valid while no other process can have written (epoch). */
+  private auditNext: { epoch: number; seq: number } | undefined;
+
+  /** Reserves `count` audit sequence numbers; returns the first. */
+  private async nextAuditSeq(count: number): Promise<number> {
+    if (this.auditNext?.epoch !== this.epoch) {
+      let last = 0;
+      for await (const k of this.keys({ ...K.auditRange(), reverse: true, limit: 1 })) last = K.auditSeq(k);
+      // Re-checked after the read: a concurrent caller of this process may have set it meanwhile.
+      if (this.auditNext?.epoch !== this.epoch) this.auditNext = { epoch: this.epoch, seq: last + 1 };
+    }
+    const first = this.auditNext!.seq;
+    this.auditNext!.seq += count;
+    return first;
   }
 
   async close(): Promise<void> {

@@ -9,6 +9,8 @@ import { Level } from 'level';
 import { aion, aionAsync, BIN, tempDir } from '../helpers/cli.js';
 import { packFixture, type Packed } from '../helpers/packages.js';
 import { startServe } from '../server/support.js';
+import { openEngine } from '../engine/support.js';
+import { K } from '../../src/store/keys.js';
 
 let work: { dir: string; cleanup: () => void };
 let v1: Packed;
@@ -114,3 +116,55 @@ describe('a copy of a served state directory', () => {
   });
 });
 
+describe('the deploy history is ordered by sequence, not by the clock', () => {
+  test('a clock an hour behind: the rollback still sorts last, and a second rollback toggles back', async () => {
+    const state = path.join(work.dir, 'clock-skew');
+    let now = Date.parse('2026-12-01T12:00:00Z');
+    const { engine } = await openEngine(state, { now: () => now });
+    try {
+      await engine.loadPackage({ path: v1.path });
+      now += 1000;
+      await engine.loadPackage({ path: v2.path });
+      now -= 3_600_000; // the clock is set back an hour
+      const back = await engine.rollbackWorkflowVersion('hello');
+      assert.equal(back.version, v1.version);
+      const history = await engine.deployHistory('hello');
+      assert.deepEqual(history.map((r) => `${r.operation} ${r.version.slice(0, 6)}`), [`load ${v1.version.slice(0, 6)}`, `load ${v2.version.slice(0, 6)}`, `route ${v1.version.slice(0, 6)}`]);
+      assert.equal(history[2]!.at, new Date(now).toISOString(), 'at stays the (skewed) wall-clock time, as information');
+      assert.deepEqual((await engine.deployHistory('hello', 1)).map((r) => r.operation), ['route']);
+      const again = await engine.rollbackWorkflowVersion('hello');
+      assert.equal(again.version, v2.version, 'the second rollback returns to v2');
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('records under the old clock-ordered keys read first, in their order, then new ones', async () => {
+    const state = path.join(work.dir, 'old-keys');
+    const { engine: first } = await openEngine(state);
+    await first.loadPackage({ path: v1.path });
+    await first.close();
+    // A directory written by an aion that keyed records by time: rewrite the record that way.
+    const db = new Level<string, string>(path.join(state, 'db'));
+    await db.open();
+    const records: [string, string][] = [];
+    for await (const entry of db.iterator(K.auditRange())) records.push(entry);
+    assert.equal(records.length, 1);
+    await db.batch([
+      { type: 'del', key: records[0]![0] },
+      { type: 'put', key: ['audit', String(Date.parse('2099-01-01T00:00:00Z')).padStart(15, '0'), '0000000001', '000000'].join('\x00'), value: records[0]![1] },
+    ]);
+    await db.close();
+    let now = Date.parse('2026-12-01T12:00:00Z');
+    const { engine } = await openEngine(state, { now: () => now });
+    try {
+      await engine.loadPackage({ path: v2.path });
+      now += 1000;
+      assert.deepEqual((await engine.deployHistory('hello')).map((r) => r.version), [v1.version, v2.version]);
+      assert.equal((await engine.rollbackWorkflowVersion('hello')).version, v1.version);
+      assert.deepEqual((await engine.deployHistory('hello')).map((r) => r.operation), ['load', 'load', 'route']);
+    } finally {
+      await engine.close();
+    }
+  });
+});
