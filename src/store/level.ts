@@ -2,10 +2,11 @@
 // directory (its LOCK file, released by the kernel when the holder dies, so a crashed holder
 // never blocks the next command). While another process holds it we retry until the lock
 // timeout, telling the caller once who holds it (from the holder file it leaves beside the db).
-import { mkdirSync, writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { AionError } from '../errors.js';
+import { makeDirs } from '../dirs.js';
 import type { BatchOp, KV, RangeOptions } from './kv.js';
 import { describeHolder, holderPath, readHolder, type HolderInfo } from './holder.js';
 
@@ -210,34 +211,12 @@ class LevelKV implements KV {
   }
 }
 
-/**
- * Creates a directory and its missing parents (0700), one level at a time, each tried once.
- * Node's `mkdirSync(…, {recursive: true})` retries forever where mkdir fails ENOENT under a
- * parent that exists (e.g. anywhere under /proc); here any failure is `store` at once, naming
- * the path and the reason.
- */
-export function makeDirectory(dir: string): void {
-  const missing: string[] = [];
-  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
-    try {
-      if (statSync(d).isDirectory()) break;
-      throw Object.assign(new Error(`${d} exists and is not a directory`), { code: 'ENOTDIR' });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' || d === path.dirname(d)) {
-        throw new AionError('store', `cannot create state directory ${dir}: ${(error as Error).message}`, { cause: error, details: { state_dir: dir } });
-      }
-      missing.push(d);
-    }
-  }
-  for (const d of missing.reverse()) {
-    try {
-      mkdirSync(d, { mode: 0o700 });
-    } catch (error) {
-      // EEXIST: another process created it meanwhile; a directory is all we need.
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d, { throwIfNoEntry: false })?.isDirectory()) continue;
-      throw new AionError('store', `cannot create state directory ${dir}: ${(error as Error).message}`, { cause: error, details: { state_dir: dir } });
-    }
+/** Creates the state directory (0700) and its missing parents; any failure is `store` at once. */
+function makeDirectory(dir: string): void {
+  try {
+    makeDirs(dir, 0o700);
+  } catch (error) {
+    throw new AionError('store', `cannot create state directory ${dir}: ${(error as Error).message}`, { cause: error, details: { state_dir: dir } });
   }
 }
 
