@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
-import { aion, aionAsync, BIN, tempDir } from '../helpers/cli.js';
+import { aion, aionAsync, BIN, FIXTURES, tempDir } from '../helpers/cli.js';
 import { packFixture, type Packed } from '../helpers/packages.js';
 import { startServe } from '../server/support.js';
 import { openEngine } from '../engine/support.js';
@@ -40,6 +40,13 @@ describe('a state directory that can never be created', () => {
     assert.match(error.message, /cannot create state directory \/proc\/aion-state/);
     assert.equal(error.state_dir, '/proc/aion-state');
     assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+  });
+
+  test('pack --out under /proc: refused at once (usage), no spinning', { skip: !existsSync('/proc/self') && 'no /proc here' }, () => {
+    const r = aionQuick(['pack', path.join(FIXTURES, 'hello_v1'), '--out', '/proc/aion-out/x.aion', '--json']);
+    assert.equal(r.signal, null, `killed after ${r.ms} ms: it spun`);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(JSON.parse(r.stdout).error.message, /cannot write archive \/proc\/aion-out\/x\.aion/);
   });
 
   test('a parent that is a regular file: store (exit 10), nothing created', () => {
