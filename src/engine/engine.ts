@@ -140,14 +140,14 @@ export class Engine {
           // Another process may have deployed while the directory was let go of.
           onReacquire: async () => {
             if (!engine) return;
-            const { entries, routes } = await restoreCatalog(engine.store, (m) => engine!.warn(m));
-            engine.catalog.reset(entries, routes);
+            const { entries, routes, ramps, lost } = await restoreCatalog(engine.store, (m) => engine!.warn(m));
+            engine.catalog.reset(entries, routes, ramps, lost);
           },
         });
     engine = new Engine(store, options);
     try {
-      const { entries, routes, ramps } = await restoreCatalog(store, (m) => engine.warn(m));
-      engine.catalog.reset(entries, routes, ramps);
+      const { entries, routes, ramps, lost } = await restoreCatalog(store, (m) => engine.warn(m));
+      engine.catalog.reset(entries, routes, ramps, lost);
     } catch (error) {
       await store.close().catch(() => {});
       throw error;

@@ -175,3 +175,51 @@ describe('the deploy history is ordered by sequence, not by the clock', () => {
     }
   });
 });
+
+describe("the routed version's package row lost", () => {
+  test('start refuses naming the routed version that is not loaded and the fix, never another version', async () => {
+    const state = path.join(work.dir, 'lost-route');
+    assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+    assert.equal(aion(['--state-dir', state, 'load', v2.path]).code, 0);
+    const db = new Level<string, string>(path.join(state, 'db'));
+    await db.open();
+    await db.put(['pkg', 'hello', v2.version].join('\x00'), '{ corrupt');
+    await db.close();
+    const r = aion(['--state-dir', state, 'start', 'hello', '--json']);
+    assert.equal(r.code, 3, r.stdout);
+    const error = r.json.error;
+    assert.equal(error.code, 'not_found');
+    assert.match(error.message, new RegExp(`routed version ${v2.version.slice(0, 12)} of 'hello' is not loaded`));
+    assert.doesNotMatch(error.message, /has no loaded version/);
+    assert.equal(error.routed, v2.version);
+    assert.deepEqual(error.loaded, [v1.version]);
+    assert.match(aion(['--state-dir', state, 'start', 'hello']).stderr, /hint: run 'aion doctor'/);
+    // The route pointer is kept: nothing was rerouted behind the operator's back.
+    const db2 = new Level<string, string>(path.join(state, 'db'));
+    await db2.open();
+    assert.equal(await db2.get(['route', 'hello'].join('\x00')), v2.version);
+    await db2.close();
+    // doctor --repair rebuilds the row from its verifying archive; starts go to v2 again.
+    assert.equal(aion(['--state-dir', state, 'doctor', '--repair']).code, 0);
+    const again = aion(['--state-dir', state, 'start', 'hello', '--json']);
+    assert.equal(again.code, 0, again.stdout);
+    assert.equal(again.json.version, v2.version);
+  });
+});
+
+describe('taking the state directory back after letting go of it', () => {
+  test('restores the ramps with the routes (a start-driving command kept ramping after 25 ms idle)', async () => {
+    const state = path.join(work.dir, 'reacquire');
+    const { engine } = await openEngine(state, { releaseIdleMs: 10 });
+    try {
+      await engine.loadPackage({ path: v1.path });
+      await engine.loadPackage({ path: v2.path }, { route: false });
+      await engine.rampWorkflowVersion('hello', v2.version, 50);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // let go of the directory
+      await engine.deployHistory(); // takes it back
+      assert.deepEqual(engine.catalog.ramp('hello'), { version: v2.version, percent: 50 });
+    } finally {
+      await engine.close();
+    }
+  });
+});
