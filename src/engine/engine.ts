@@ -4,7 +4,6 @@
 // to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
 // failure at any step leaves both the state directory and the catalog exactly as before.
 import { currentActor } from '../actor.js';
-import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
@@ -218,9 +217,10 @@ export class Engine {
    */
   async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
     return admitted(this.gate, 'load', async () => {
-      const { readPackage } = await import('../package/index.js');
+      const { readPackage, readArchiveBytes } = await import('../package/index.js');
       progress(options, 'read');
-      const bytes = 'bytes' in source ? source.bytes : await readArchiveFile(source.path, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
+      // Bounded: a FIFO, a device or an oversized file is refused before it is read.
+      const bytes = 'bytes' in source ? source.bytes : await readArchiveBytes(source.path, {}, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
       progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
       const pkg = readPackage(bytes, {}, { beforeHash: () => progress(options, 'hash') });
       faultPoint('load.validated');
@@ -889,35 +889,6 @@ export { describeHolder };
 export function checkPercent(percent: unknown): asserts percent is number {
   const ok = typeof percent === 'number' && Number.isFinite(percent) && percent > 0 && percent < 100 && Math.abs(Math.round(percent * 100) - percent * 100) < 1e-6;
   if (!ok) throw new AionError('usage', `a ramp percent must be a number greater than 0 and less than 100 with at most two decimals, got ${JSON.stringify(percent ?? null)}`, { hint: 'e.g. aion ramp <type> <version> 5, or 12.5' });
-}
-
-const READ_CHUNK = 1 << 20;
-
-/** Reads an archive; with `onBytes`, in 1 MiB chunks reporting (bytes read, total). */
-async function readArchiveFile(path: string, onBytes?: (bytes: number, total: number) => void): Promise<Uint8Array> {
-  try {
-    if (!onBytes) return await readFile(path);
-    const file = await open(path, 'r');
-    try {
-      const total = (await file.stat()).size;
-      const bytes = new Uint8Array(total);
-      let n = 0;
-      while (n < total) {
-        const { bytesRead } = await file.read(bytes, n, Math.min(READ_CHUNK, total - n), n);
-        if (bytesRead === 0) break;
-        n += bytesRead;
-        onBytes(n, total);
-      }
-      return n === total ? bytes : bytes.subarray(0, n);
-    } finally {
-      await file.close();
-    }
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new AionError('usage', code === 'ENOENT' ? `no such archive: ${path}` : `cannot read archive ${path}: ${(error as Error).message}`, {
-      hint: code === 'ENOENT' ? 'build one with: aion pack <project_dir>' : undefined,
-    });
-  }
 }
 
 /** A registered version's sources as code threads take them. */

@@ -24,9 +24,9 @@ before(async () => {
 after(() => work.cleanup());
 
 /** bin/aion with a short deadline: a command that spins is a failure, not a hung suite. */
-function aionQuick(args: string[], timeoutMs = 15_000) {
+function aionQuick(args: string[], timeoutMs = 15_000, env: NodeJS.ProcessEnv = {}) {
   const started = Date.now();
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: timeoutMs, input: '' });
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: timeoutMs, input: '', env: { ...process.env, ...env } });
   return { code: r.status ?? -1, signal: r.signal, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
 }
 
@@ -221,5 +221,46 @@ describe('taking the state directory back after letting go of it', () => {
     } finally {
       await engine.close();
     }
+  });
+});
+
+describe('load reads its input bounded, as inspect does', () => {
+  const fifo = () => {
+    const f = path.join(work.dir, `pipe-${Math.random().toString(36).slice(2)}.aion`);
+    assert.equal(spawnSync('mkfifo', [f]).status, 0);
+    return f;
+  };
+  for (const [what, input, code] of [
+    ['a FIFO', fifo, 2],
+    ['/dev/zero', () => '/dev/zero', 2],
+    ['a directory', () => work.dir, 2],
+  ] as [string, () => string, number][]) {
+    test(`${what}: refused at once (exit ${code}), embedded and through aion serve, nothing written`, { skip: !existsSync('/dev/zero') && 'no /dev/zero' }, async () => {
+      const state = path.join(work.dir, `bounded-${what.replace(/\W/g, '')}`);
+      assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+      const r = aionQuick(['--state-dir', state, 'load', input(), '--json']);
+      assert.equal(r.signal, null, `killed after ${r.ms} ms: it hung or grew`);
+      assert.equal(r.code, code, r.stdout + r.stderr);
+      assert.match(JSON.parse(r.stdout).error.message, /not an archive file/);
+      const inspected = aionQuick(['inspect', input(), '--json']);
+      assert.equal(inspected.code, code, 'inspect refuses it the same way');
+      const served = await startServe(state);
+      try {
+        const remote = aionQuick(['--state-dir', state, 'load', input(), '--json']);
+        assert.equal(remote.signal, null, `through serve: killed after ${remote.ms} ms`);
+        assert.equal(remote.code, code, remote.stdout + remote.stderr);
+      } finally {
+        await served.stop();
+      }
+      assert.equal(aion(['--state-dir', state, 'versions', '--json']).json.versions.length, 1);
+    });
+  }
+
+  test('a (sparse) file over the archive limit is refused from its size, as inspect does (invalid_package)', () => {
+    const big = path.join(work.dir, 'big.aion');
+    assert.equal(spawnSync('truncate', ['-s', '300M', big]).status, 0);
+    const r = aionQuick(['--state-dir', path.join(work.dir, 'bounded-size'), 'load', big, '--json']);
+    assert.equal(r.code, 6, r.stdout + r.stderr);
+    assert.match(JSON.parse(r.stdout).error.message, /is 314572800 bytes, which exceeds the limit of 268435456 bytes/);
   });
 });
