@@ -17,7 +17,7 @@ export interface ClientOptions {
   write: boolean;
   /** Describes this process to other waiters (e.g. `aion load hello.aion`). */
   command: string;
-  onWait?: (holder: HolderInfo | undefined) => void;
+  onWait?: (holder: HolderInfo | undefined, position?: number) => void;
   onWarning?: (message: string) => void;
   /**
    * The command drives runs (start, signal, terminate): the state directory is let go of while

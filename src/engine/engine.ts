@@ -30,7 +30,7 @@ export interface EngineOptions {
   lockTimeoutMs: number;
   /** Describes this process in the holder file (e.g. `aion load x.aion`). */
   command?: string;
-  onWait?: (holder: HolderInfo | undefined) => void;
+  onWait?: (holder: HolderInfo | undefined, position?: number) => void;
   /** Called while the directory is held by another process; may throw to stop waiting. */
   whileWaiting?: (holder: HolderInfo | undefined) => Promise<void>;
   /** Loud, non-fatal problems (a corrupt package row skipped at startup, …). */

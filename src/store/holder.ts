@@ -28,6 +28,12 @@ export function describeHolder(holder: HolderInfo | undefined): string {
   return `pid ${holder.pid} (${holder.command}) since ${holder.since}`;
 }
 
+/** The notice of a command that waits for the state directory: whom it waits for, its place in line. */
+export function describeWait(stateDir: string, timeoutMs: number, holder: HolderInfo | undefined, position = 1): string {
+  const line = position > 1 ? `; ${position - 1} ${position === 2 ? 'command waits' : 'commands wait'} ahead of this one` : '';
+  return `waiting up to ${Math.round(timeoutMs / 1000)}s for state directory ${stateDir}, held by ${describeHolder(holder)}${line}`;
+}
+
 /**
  * Records the control socket of `aion serve` in the holder file this process wrote when it
  * opened the directory (written whole to a temporary file and renamed, so readers never see

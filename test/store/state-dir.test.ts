@@ -3,7 +3,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { aion, aionAsync, BIN, FIXTURES, tempDir } from '../helpers/cli.js';
@@ -262,5 +262,30 @@ describe('load reads its input bounded, as inspect does', () => {
     const r = aionQuick(['--state-dir', path.join(work.dir, 'bounded-size'), 'load', big, '--json']);
     assert.equal(r.code, 6, r.stdout + r.stderr);
     assert.match(JSON.parse(r.stdout).error.message, /is 314572800 bytes, which exceeds the limit of 268435456 bytes/);
+  });
+});
+
+describe('the lock serves waiters in arrival order', () => {
+  test('four loads queued behind a held directory take it first come, first served, and say their place', async () => {
+    const state = path.join(work.dir, 'queue');
+    assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+    const db = new Level(path.join(state, 'db'));
+    await db.open();
+    const waiters: ReturnType<typeof aionAsync>[] = [];
+    try {
+      for (const name of ['first', 'second', 'third', 'fourth']) {
+        waiters.push(aionAsync(['--state-dir', state, 'load', v1.path, '-m', name, '--lock-timeout', '60']));
+        await new Promise((resolve) => setTimeout(resolve, 1200)); // each one waits, backing off, before the next comes
+      }
+    } finally {
+      await db.close();
+    }
+    const results = await Promise.all(waiters);
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    assert.match(results[0]!.stderr, /waiting up to 60s for state directory .*, held by/);
+    assert.match(results[3]!.stderr, /3 commands wait ahead of this one/);
+    const history = aion(['--state-dir', state, 'history', '--json']).json.history as { message?: string }[];
+    assert.deepEqual(history.slice(1).map((r) => r.message), ['first', 'second', 'third', 'fourth']);
+    assert.deepEqual(readdirSync(path.join(state, 'queue')), [], 'every ticket is gone');
   });
 });

@@ -32,15 +32,15 @@ Examples:
           import('../../engine/doctor.js'),
           import('../../errors.js'),
         ]);
-        const { describeHolder } = await import('../../store/holder.js');
+        const { describeWait } = await import('../../store/holder.js');
         const store = await Store.open(ctx.globals.stateDir, {
           create: false,
           // Nothing there is nothing damaged: doctor reports ok (it is not a read of state).
           missingOk: true,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
           command: `aion doctor${opts.repair ? ' --repair' : ''}`,
-          onWait: (holder) =>
-            ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
+          onWait: (holder, position) =>
+            ctx.out.notice(describeWait(ctx.globals.stateDir, ctx.globals.lockTimeoutMs, holder, position)),
           // Only a server that answers refuses doctor at once; a holder file left by a killed
           // server is stale, and doctor waits for the lock as every other command does.
           whileWaiting: async (holder) => {
