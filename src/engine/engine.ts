@@ -342,6 +342,9 @@ export class Engine {
    */
   private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
     const { workflowType: type, version } = entry;
+    // A load the disk cannot take (twice: LevelDB's log, then its table) fails store here,
+    // before anything is written, rather than commit and wedge every later open.
+    await this.store.checkRoom(bytes.length);
     faultPoint('load.before-write');
     const ops: StoreOp[] = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
     if (route) {

@@ -1,6 +1,7 @@
 // The state directory: typed reads and atomic batch writes over the KV. The store knows the
 // keyspace and encodings, nothing of the engine's rules. Every read or write failure surfaces
 // as AionError('store') naming what could not be read or written.
+import { statfs } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { EmptyKV, type BatchOp, type KV, type RangeOptions } from './kv.js';
 import { FORMAT_KEY, K, STATE_FORMAT_VERSION } from './keys.js';
@@ -44,12 +45,42 @@ export function appendAudit(record: unknown): AuditAppend {
   return { type: 'audit', value: encodeJSON(record) };
 }
 
+/** Room a write of `bytes` needs beyond them: LevelDB's MANIFEST, log headers, a table's index. */
+const ROOM_MARGIN_BYTES = 1 << 20;
+
 export class Store {
   private constructor(
     private readonly kv: KV,
     /** False for a state directory that does not exist yet (reads see nothing). */
     readonly exists: boolean,
+    /** The directory's path, when it is one (not for a store over an injected KV). */
+    private readonly stateDir?: string,
   ) {}
+
+  /**
+   * Refuses (`store`, before anything is written) a write of about `bytes` that the state
+   * directory's filesystem cannot take twice over: LevelDB writes a batch to its log, then again
+   * into a table when it compacts the log — at the next open at the latest. A batch that fits
+   * once but not twice would commit, then make every later open fail for want of space.
+   */
+  async checkRoom(bytes: number): Promise<void> {
+    if (!this.stateDir) return;
+    let free: number;
+    try {
+      const st = await statfs(this.stateDir);
+      free = Number(st.bavail) * Number(st.bsize);
+    } catch {
+      return; // no figure to judge by: the write itself reports a lack of space
+    }
+    const needed = 2 * bytes + ROOM_MARGIN_BYTES;
+    if (free < needed) {
+      const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
+      throw new AionError('store', `not enough free space for this write in ${this.stateDir}: it needs about ${mib(needed)} (the data twice, as LevelDB writes it to its log and then to a table), and ${mib(free)} is free; nothing was written`, {
+        details: { state_dir: this.stateDir, needed_bytes: needed, free_bytes: free },
+        hint: 'free space on that filesystem (or move the state directory), then retry',
+      });
+    }
+  }
 
   /**
    * Opens the state directory. With `create: false` nothing is created: a missing directory
@@ -69,7 +100,7 @@ export class Store {
     }
     if (!options.create && place.kind !== 'aion') return new Store(new EmptyKV(), false);
     const kv = await openLevel(stateDir, options);
-    const store = new Store(kv, true);
+    const store = new Store(kv, true, stateDir);
     try {
       await store.checkFormat(options.create);
     } catch (error) {

@@ -3,11 +3,12 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { aion, aionAsync, BIN, FIXTURES, tempDir } from '../helpers/cli.js';
-import { packFixture, type Packed } from '../helpers/packages.js';
+import { packFixture, packVariant, type Packed } from '../helpers/packages.js';
 import { startServe } from '../server/support.js';
 import { openEngine } from '../engine/support.js';
 import { K } from '../../src/store/keys.js';
@@ -287,5 +288,44 @@ describe('the lock serves waiters in arrival order', () => {
     const history = aion(['--state-dir', state, 'history', '--json']).json.history as { message?: string }[];
     assert.deepEqual(history.slice(1).map((r) => r.message), ['first', 'second', 'third', 'fourth']);
     assert.deepEqual(readdirSync(path.join(state, 'queue')), [], 'every ticket is gone');
+  });
+});
+
+describe('a full disk', () => {
+  // A small tmpfs, where this machine allows mounting one (root); else skipped, saying why.
+  const canMount = (() => {
+    if (process.getuid?.() !== 0) return 'mounting a small tmpfs needs root';
+    const probe = tempDir('aion-mount-probe-');
+    const ok = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', probe.dir]).status === 0;
+    if (ok) spawnSync('umount', [probe.dir]);
+    probe.cleanup();
+    return ok ? true : 'this machine does not allow mounting a tmpfs';
+  })();
+
+  test('a load that does not fit twice fails store before writing; the directory stays fully usable', { skip: canMount === true ? false : canMount }, async () => {
+    const disk = tempDir('aion-fulldisk-');
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk.dir]).status, 0);
+    try {
+      const state = path.join(disk.dir, 'state');
+      assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+      // ~1.8 MB of incompressible text: it fits once on the 3 MiB disk, not twice.
+      const big = await packVariant('hello_v1', work.dir, 'big', (dir) => {
+        let text = '';
+        for (let i = 0; i < 40; i++) text += `// ${randomBytes(45_000).toString('base64')}\n`;
+        writeFileSync(path.join(dir, 'modules', 'hello', 'padding.js'), text);
+      });
+      const r = aion(['--state-dir', state, 'load', big.path, '--json']);
+      assert.equal(r.code, 10, r.stdout + r.stderr);
+      assert.match(r.json.error.message, /not enough free space/);
+      for (const args of [['versions'], ['history'], ['runs'], ['doctor']]) {
+        const after = aion(['--state-dir', state, ...args, '--json']);
+        assert.equal(after.code, 0, `${args[0]} after the refused load: ${after.stdout}${after.stderr}`);
+      }
+      assert.deepEqual(aion(['--state-dir', state, 'versions', '--json']).json.versions.map((v: { version: string }) => v.version), [v1.version]);
+      assert.equal(aion(['--state-dir', state, 'start', 'hello', '--json']).code, 0, 'and writable');
+    } finally {
+      spawnSync('umount', [disk.dir]);
+      disk.cleanup();
+    }
   });
 });
