@@ -175,7 +175,13 @@ export class Engine {
   pool(): Promise<CodePool> {
     this.poolCreating ??= (async () => {
       const rt = await this.runtime();
-      this.codePool = new rt.api.CodePool({ ...rt.api.defaultLimits(), ...this.options.limits }, (version) => versionSourcesOf(rt.registry, version));
+      this.codePool = new rt.api.CodePool(
+        { ...rt.api.defaultLimits(), ...this.options.limits },
+        {
+          names: (version) => [...(rt.registry.modules(version)?.keys() ?? [])],
+          source: (version, name) => rt.registry.modules(version)?.get(name)?.source,
+        },
+      );
       return this.codePool;
     })();
     return this.poolCreating;

@@ -223,14 +223,16 @@ export interface CodeHostOptions {
   timeoutMs?: number;
   /** Called after every step (a worker counts them, so its owner can tell progress from a hang). */
   onStep?: () => void;
+  /** The source of a module added without one (a worker asks its owner for it, synchronously). */
+  fetchSource?: (version: string, name: string) => string | undefined;
 }
 
 export class CodeHost {
-  private readonly sources = new Map<string, Map<string, string>>();
+  /** Each version's modules by logical name; a source may come later (`fetchSource`). */
+  private readonly sources = new Map<string, Map<string, string | undefined>>();
   /** Workflow mode: the one shared context. Activity mode: a context per version. */
   private shared: Context | undefined;
   private readonly perVersion = new Map<string, Context>();
-  private readonly defined = new Map<Context, Set<string>>();
   private readonly runs = new Map<string, RunMachine>();
   private currentRun: RunMachine | undefined;
   private job: (() => void) | undefined;
@@ -249,8 +251,11 @@ export class CodeHost {
 
   // ---- versions ----------------------------------------------------------------------------------
 
-  /** Adds a version's module sources (logical name → source). Compiles lazily, per context. */
-  addVersion(version: string, modules: Iterable<readonly [string, string]>): void {
+  /**
+   * Adds a version's modules (logical name → source, or undefined to fetch it when first
+   * required). Each module is compiled into a context on its first require there.
+   */
+  addVersion(version: string, modules: Iterable<readonly [string, string | undefined]>): void {
     if (this.sources.has(version)) return;
     this.sources.set(version, new Map(modules));
   }
@@ -261,14 +266,9 @@ export class CodeHost {
 
   dropVersion(version: string): void {
     this.sources.delete(version);
-    const own = this.perVersion.get(version);
-    if (own) {
-      this.perVersion.delete(version);
-      this.defined.delete(own);
-    }
+    this.perVersion.delete(version);
     if (this.shared) {
       const shared = this.shared;
-      this.defined.get(shared)?.delete(version);
       this.pump(shared, () => shared.api.dropVersion(version));
     }
   }
@@ -280,19 +280,7 @@ export class CodeHost {
       if (this.mode === 'workflow') this.shared = ctx;
       else this.perVersion.set(version, ctx);
     }
-    let versions = this.defined.get(ctx);
-    if (versions === undefined) this.defined.set(ctx, (versions = new Set()));
-    if (!versions.has(version)) {
-      const sources = this.sources.get(version);
-      if (sources === undefined) throw new Error(`package version ${version} is not available to this code host`);
-      for (const [name, source] of sources) {
-        const script = new vm.Script(`0, function (exports, require, module) {${source}\n}`, { filename: `${name}$${version}` });
-        const wrapper = script.runInContext(ctx.context) as (...args: unknown[]) => unknown;
-        Object.freeze(wrapper);
-        ctx.api.defineModule(version, name, wrapper);
-      }
-      versions.add(version);
-    }
+    if (!this.sources.has(version)) throw new Error(`package version ${version} is not available to this code host`);
     return ctx;
   }
 
@@ -327,6 +315,30 @@ export class CodeHost {
         this.job = undefined;
         job?.();
       },
+      need: safe('the module could not be compiled', (version: unknown, name: unknown) => {
+        if (typeof version !== 'string' || typeof name !== 'string') return 'invalid module name';
+        const modules = this.sources.get(version);
+        if (modules === undefined || !modules.has(name)) return `no module '${name}' in this package version`;
+        let source = modules.get(name);
+        if (source === undefined) {
+          source = this.options.fetchSource?.(version, name);
+          if (source === undefined) return `the source of module '${name}' is not available`;
+          modules.set(name, source);
+        }
+        const ctx = this.mode === 'workflow' ? this.shared : this.perVersion.get(version);
+        if (ctx === undefined) return 'no context';
+        // compileFunction runs nothing (no microtask checkpoint in the middle of a require), and
+        // the function belongs to the context's realm.
+        let wrapper: unknown;
+        try {
+          wrapper = vm.compileFunction(source, ['exports', 'require', 'module'], { filename: `${name}$${version}`, parsingContext: ctx.context });
+        } catch {
+          return `module '${name}' does not compile`;
+        }
+        Object.freeze(wrapper);
+        ctx.api.defineModule(version, name, wrapper);
+        return '';
+      }),
       resolve: safe('!cannot resolve that specifier', (version: unknown, from: unknown, spec: unknown) => {
         if (typeof version !== 'string' || typeof from !== 'string' || typeof spec !== 'string' || spec.length > 1024) return '!invalid require specifier';
         const modules = this.sources.get(version);

@@ -10,7 +10,7 @@
 // `lost` activation (the thread died: the caller decides, see Driver) or as a failed activity
 // outcome with `code: resource_exhausted` and the limit. Threads are respawned on demand.
 import { readFileSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux that Node supports. */
 const CLOCK_TICKS = 100;
@@ -18,7 +18,7 @@ import type { Activation, ErrorInfo, WorkflowEvent } from './history.js';
 import type { ActivityOutcome, RunInit } from './host.js';
 
 export type ToWorker =
-  | { t: 'version'; version: string; modules: [string, string][] }
+  | { t: 'version'; version: string; names: string[] }
   | { t: 'drop-version'; version: string }
   | { t: 'drop-run'; runId: string }
   | { t: 'activate'; id: number; runId: string; init: RunInit | undefined; events: WorkflowEvent[] }
@@ -27,7 +27,9 @@ export type ToWorker =
 
 export type FromWorker =
   | { t: 'reply'; id: number; activation?: Activation; problem?: string; outcome?: ActivityOutcome; failure?: string }
-  | { t: 'log'; id: number; level: string; text: string };
+  | { t: 'log'; id: number; level: string; text: string }
+  /** The worker waits (blocked) for a module's source: answered on its source port. */
+  | { t: 'need'; version: string; name: string };
 
 export interface PoolLimits {
   /** Heap of each workflow thread (all runs resident in it together), MiB. */
@@ -98,9 +100,16 @@ class Thread {
   readonly ready: Promise<void>;
   onDeath: ((why: Death) => void) | undefined;
 
-  constructor(mode: 'workflow' | 'activity', memoryMb: number) {
+  /** Where a blocked worker's source requests are answered (a port and a flag it waits on). */
+  private readonly sourcePort: MessagePort;
+  private readonly sourceFlag = new Int32Array(new SharedArrayBuffer(4));
+
+  constructor(mode: 'workflow' | 'activity', memoryMb: number, sourceOf: (version: string, name: string) => string | undefined) {
+    const channel = new MessageChannel();
+    this.sourcePort = channel.port1;
     this.worker = new Worker(WORKER_URL, {
-      workerData: { mode, progress: this.progress.buffer },
+      workerData: { mode, progress: this.progress.buffer, sourcePort: channel.port2, sourceFlag: this.sourceFlag.buffer },
+      transferList: [channel.port2],
       resourceLimits: { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.max(4, Math.min(64, Math.floor(memoryMb / 8))) },
       stdout: false,
       stderr: false,
@@ -110,7 +119,22 @@ class Thread {
       this.worker.once('online', () => resolve());
       this.worker.once('exit', () => resolve());
     });
-    this.worker.on('message', (m: FromWorker) => {
+    // Messages travel as JSON text both ways: cloning one string costs far less than cloning
+    // the object graph, and only JSON-able values cross anyway.
+    this.worker.on('message', (text: string) => {
+      const m = JSON.parse(text) as FromWorker;
+      if (m.t === 'need') {
+        let source: string | undefined;
+        try {
+          source = sourceOf(m.version, m.name);
+        } catch {
+          source = undefined;
+        }
+        this.sourcePort.postMessage({ source });
+        Atomics.store(this.sourceFlag, 0, 1);
+        Atomics.notify(this.sourceFlag, 0);
+        return;
+      }
       const entry = this.pending.get(m.id);
       if (!entry) return;
       if (m.t === 'log') {
@@ -129,6 +153,7 @@ class Thread {
       this.worker.once('exit', () => {
         // A heap overflow is what it is, even when a time bound fired while the heap thrashed.
         this.dead = oom ? 'memory' : (this.terminating ?? 'crash');
+        this.sourcePort.close();
         const why = this.dead;
         for (const entry of this.pending.values()) entry.resolve({ t: 'reply', id: -1, failure: `thread died: ${why}` });
         this.pending.clear();
@@ -143,7 +168,7 @@ class Thread {
   }
 
   post(message: ToWorker): void {
-    if (this.dead === undefined) this.worker.postMessage(message);
+    if (this.dead === undefined) this.worker.postMessage(JSON.stringify(message));
   }
 
   request(make: (id: number) => ToWorker, onLog?: (level: string, text: string) => void): Promise<Reply> {
@@ -152,7 +177,7 @@ class Thread {
     return new Promise<Reply>((resolve) => {
       this.pending.set(id, { resolve, onLog });
       this.worker.ref();
-      this.worker.postMessage(make(id));
+      this.worker.postMessage(JSON.stringify(make(id)));
     });
   }
 
@@ -169,7 +194,11 @@ class Thread {
 /** An activation's result: what the code did, or the death of its thread. */
 export type ActivationResult = { activation: Activation } | { lost: Death };
 
-export type SourcesOf = (version: string) => Promise<[string, string][]> | [string, string][];
+/** A registered version's modules: its names, and each source by name (undefined when unknown). */
+export interface SourcesOf {
+  names(version: string): string[];
+  source(version: string, name: string): string | undefined;
+}
 
 /**
  * One workflow thread and the runs resident in it, with its own queue: requests to one lane
@@ -184,12 +213,15 @@ class Lane {
   /** When the request running now started (undefined: idle). */
   busySince: number | undefined;
 
-  constructor(private readonly memoryMb: number) {}
+  constructor(
+    private readonly memoryMb: number,
+    private readonly sourceOf: (version: string, name: string) => string | undefined,
+  ) {}
 
   /** The lane's live thread (a fresh one after a death, with no run resident). */
   live(): Thread {
     if (this.thread === undefined || this.thread.dead !== undefined) {
-      const thread = new Thread('workflow', this.memoryMb);
+      const thread = new Thread('workflow', this.memoryMb, this.sourceOf);
       thread.onDeath = () => {
         if (this.thread === thread) {
           this.thread = undefined;
@@ -234,7 +266,7 @@ export class CodePool {
 
   constructor(
     readonly limits: PoolLimits,
-    private readonly sourcesOf: SourcesOf,
+    private readonly sources: SourcesOf,
   ) {}
 
   isResident(runId: string): boolean {
@@ -279,20 +311,23 @@ export class CodePool {
     if (free) return free;
     const unstalled = this.lanes.filter((l) => l.busySince === undefined || now - l.busySince < STALLED_MS);
     if (this.lanes.length === 0 || (unstalled.length === 0 && this.lanes.length < this.limits.workflowThreads)) {
-      const lane = new Lane(this.limits.workflowMemoryMb);
+      const lane = new Lane(this.limits.workflowMemoryMb, this.sourceOf);
       this.lanes.push(lane);
       return lane;
     }
     return (unstalled.length > 0 ? unstalled : this.lanes).sort((a, b) => a.waiting - b.waiting)[0]!;
   }
 
+  /** Module sources by version: scratch versions of verifications first, then the registry. */
+  private readonly sourceOf = (version: string, name: string): string | undefined =>
+    this.scratch.get(version)?.get(name) ?? this.sources.source(version, name);
+  private readonly scratch = new Map<string, Map<string, string>>();
+
+  /** Tells a thread a version's module names; it asks for each source on first require. */
   private async withVersion(thread: Thread, version: string): Promise<void> {
     if (thread.versions.has(version)) return;
-    const modules = await this.sourcesOf(version);
-    if (!thread.versions.has(version)) {
-      thread.post({ t: 'version', version, modules });
-      thread.versions.add(version);
-    }
+    thread.post({ t: 'version', version, names: this.sources.names(version) });
+    thread.versions.add(version);
   }
 
   /**
@@ -337,7 +372,7 @@ export class CodePool {
   private async activateIsolated(runId: string, init: RunInit, events: WorkflowEvent[]): Promise<ActivationResult> {
     if (this.closed) throw new Error('the code pool is closed');
     this.dropRun(runId);
-    const thread = new Thread('workflow', this.limits.workflowMemoryMb);
+    const thread = new Thread('workflow', this.limits.workflowMemoryMb, this.sourceOf);
     this.isolated.add(thread);
     try {
       await this.withVersion(thread, init.version);
@@ -364,9 +399,15 @@ export class CodePool {
       // A scratch name, so a dry run or a refused package leaves nothing behind.
       const scratch = `verify:${version}:${Date.now()}`;
       const thread = lane.live();
-      thread.post({ t: 'version', version: scratch, modules: sources });
-      const reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }));
-      thread.post({ t: 'drop-version', version: scratch });
+      this.scratch.set(scratch, new Map(sources));
+      thread.post({ t: 'version', version: scratch, names: sources.map(([name]) => name) });
+      let reply: Reply;
+      try {
+        reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }));
+      } finally {
+        this.scratch.delete(scratch);
+        thread.post({ t: 'drop-version', version: scratch });
+      }
       if (reply.problem !== undefined) return reply.problem;
       if (thread.dead === 'time') return `evaluating entry module '${entry}' did not finish within ${this.limits.verifyTimeoutMs} ms (infinite loop?)`;
       if (thread.dead === 'memory') return `evaluating entry module '${entry}' exceeded the ${this.limits.workflowMemoryMb} MiB memory limit`;
@@ -382,30 +423,36 @@ export class CodePool {
   private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
     await thread.ready;
     // The bound is on the thread's CPU time where it can be read (else wall time), with a
-    // wall-time backstop of ten bounds for a thread that hangs without running.
+    // wall-time backstop of three bounds.
     const clock = () => thread.cpuMs() ?? Date.now();
+    // Nothing is read when the step is quick (most are): the clocks start at the first tick
+    // that sees no progress.
     let last = Atomics.load(thread.progress, 0);
-    let since = clock();
-    let sinceWall = Date.now();
+    let since: number | undefined;
+    let sinceWall = 0;
     // A step filling its heap may be slow to die of it (the collector thrashes near the limit):
-    // while the process grows by half the thread's heap limit, the step gets a few more bounds,
+    // while the process grows by half the thread's heap limit, the step gets one more bound,
     // so that a heap overflow is reported as one rather than as a time bound.
-    let rss = process.memoryUsage.rss();
+    let rss = 0;
     let extensions = 0;
     const growth = (this.limits.workflowMemoryMb * 1024 * 1024) / 2;
     const tick = Math.max(5, Math.floor(boundMs / 4));
     const timer = setInterval(() => {
       const now = Atomics.load(thread.progress, 0);
-      if (now !== last) {
+      if (now !== last || since === undefined) {
         last = now;
         since = clock();
         sinceWall = Date.now();
         rss = process.memoryUsage.rss();
-      } else if (clock() - since >= boundMs || Date.now() - sinceWall >= 10 * boundMs) {
+      } else if (Date.now() - sinceWall >= 3 * boundMs) {
+        // The backstop: three bounds of wall time, whatever the CPU clock says (a collector
+        // working on other threads, a thread starved of CPU).
+        clearInterval(timer);
+        void thread.kill('time');
+      } else if (clock() - since >= boundMs) {
         const grown = process.memoryUsage.rss() - rss;
-        if (grown > growth && extensions++ < 4) {
+        if (grown > growth && extensions++ < 1) {
           since = clock();
-          sinceWall = Date.now();
           rss += grown;
           return;
         }
@@ -429,7 +476,7 @@ export class CodePool {
       if (thread.dead === undefined) return thread;
     }
     if (this.all.size < this.limits.activityThreads) {
-      const thread = new Thread('activity', this.limits.activityMemoryMb);
+      const thread = new Thread('activity', this.limits.activityMemoryMb, this.sourceOf);
       this.all.add(thread);
       thread.onDeath = () => this.all.delete(thread);
       return thread;

@@ -24,6 +24,8 @@ export interface HostBridge {
   runJob(): void;
   /** Resolves a require: the logical name, or `!` followed by a refusal message. */
   resolve(version: string, from: string, spec: string): string;
+  /** Compiles a module of the version into the context (defineModule): '' or the problem. */
+  need(version: string, name: string): string;
   /** Records a workflow command of the current run; returns its seq (per kind, from 1). */
   command(kind: string, name: string, inputJson: string, workflowId: string): number;
   /** Reports the current run's outcome: completed (result JSON), failed (ErrorInfo JSON), continued_as_new (input JSON). */
@@ -430,9 +432,17 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   const load = (version: string, instances: Map<string, { exports: any; id: string }>, name: string): any => {
     const cached = mget(instances, name);
     if (cached !== undefined) return cached.exports;
-    const wrappers = mget(versions, version);
-    const wrapper = wrappers === undefined ? undefined : mget(wrappers, name);
-    if (wrapper === undefined) throw new SError(`no module '${name}' in this package version`);
+    // Modules are compiled into the context on first use (a large package costs its size once,
+    // in the thread that stores it, and only the modules a run needs are compiled here).
+    let wrappers = mget(versions, version);
+    let wrapper = wrappers === undefined ? undefined : mget(wrappers, name);
+    if (wrapper === undefined) {
+      const problem = host.need(version, name);
+      if (problem !== '') throw new SError(problem);
+      wrappers = mget(versions, version);
+      wrapper = wrappers === undefined ? undefined : mget(wrappers, name);
+      if (wrapper === undefined) throw new SError(`no module '${name}' in this package version`);
+    }
     const module = { exports: {} as any, id: name };
     mset(instances, name, module);
     const require = function require(spec: unknown): unknown {

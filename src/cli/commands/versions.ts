@@ -37,7 +37,8 @@ Examples:
           const text = versionsTable(ctx.out, versions);
           // A legend for people; piped output stays the bare table.
           if (!ctx.out.isTTY) return text;
-          return `${text}\n${c.dim(`${c.green('routed')}: new starts go here · ${c.magenta('ramping')}: a share of them · ${c.yellow('draining')}: still pinned\ndrained: nothing pins it (aion unload, aion prune) · rollback target: where aion rollback goes`)}`;
+          // Two dimmed lines: a line break inside a colour call would be shown escaped.
+          return `${text}\n${c.dim(`${c.green('routed')}: new starts go here · ${c.magenta('ramping')}: a share of them · ${c.yellow('draining')}: still pinned`)}\n${c.dim('drained: nothing pins it (aion unload, aion prune) · rollback target: where aion rollback goes')}`;
         });
       }, streams),
     );
