@@ -26,7 +26,10 @@ export async function checkPackageCode(
   const registry = new ModuleRegistry();
   registry.register(version, modules);
   const sources = [...versionModules(registry, version).values()].map((m) => [m.name, m.source] as [string, string]);
-  const pool = new CodePool({ ...defaultLimits(), ...limits }, () => sources);
+  const pool = new CodePool(
+    { ...defaultLimits(), ...limits },
+    { names: () => sources.map(([name]) => name), source: (_version, name) => sources.find(([n]) => n === name)?.[1] },
+  );
   try {
     const problem = await pool.verify(version, sources, manifest.entry_module, manifest.entry_function, manifest.activities);
     if (problem !== '') throw verifyFailure(manifest.entry_module, manifest.entry_function, problem);
