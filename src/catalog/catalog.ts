@@ -60,6 +60,12 @@ const HEX = /^[0-9a-f]+$/;
 
 export class WorkflowCatalog {
   private current: CatalogSnapshot = EMPTY;
+  /**
+   * Lost routes: type → the version its route pointer names, which is not loaded (its package
+   * row was corrupt or missing at startup). The pointer is kept, not replaced: starts of the
+   * type are refused naming that version until it is loaded again or the type routed anew.
+   */
+  private lost = new Map<string, string>();
   private readonly mutation = new Mutex();
   private readonly startPins = new Map<string, number>();
 
@@ -140,6 +146,14 @@ export class WorkflowCatalog {
     const entry = this.startEntry(workflowType, workflowId);
     if (!entry) {
       const loaded = this.versionsOf(workflowType).map((e) => e.version);
+      const lost = this.lost.get(workflowType);
+      if (lost !== undefined) {
+        const others = loaded.length === 0 ? 'no other version is loaded' : `loaded: ${loaded.map((v) => v.slice(0, 12)).join(', ')}`;
+        throw new AionError('not_found', `the routed version ${lost.slice(0, 12)} of '${workflowType}' is not loaded: its package row is corrupt or missing, so new starts are refused rather than sent to another version (${others})`, {
+          details: { workflow_type: workflowType, routed: lost, loaded },
+          hint: `run 'aion doctor' (--repair rebuilds the row when its archive verifies), load its archive again, or route a loaded version: aion route ${workflowType} <version>`,
+        });
+      }
       throw new AionError('not_found', loaded.length === 0
         ? `workflow type '${workflowType}' has no loaded version`
         : `workflow type '${workflowType}' has no routed version (loaded, not routed: ${loaded.map((v) => v.slice(0, 12)).join(', ')})`, {
@@ -184,6 +198,11 @@ export class WorkflowCatalog {
     if (route) {
       routes.set(entry.workflowType, entry.version);
       ramps.delete(entry.workflowType);
+      this.lost.delete(entry.workflowType);
+    } else if (this.lost.get(entry.workflowType) === entry.version) {
+      // The lost routed version is loaded again: the kept pointer names it once more.
+      routes.set(entry.workflowType, entry.version);
+      this.lost.delete(entry.workflowType);
     }
     this.swap({ versions, routes, ramps });
   }
@@ -195,6 +214,7 @@ export class WorkflowCatalog {
     routes.set(workflowType, version);
     const ramps = new Map(this.current.ramps);
     ramps.delete(workflowType);
+    this.lost.delete(workflowType);
     this.swap({ versions: this.current.versions, routes, ramps });
   }
 
@@ -230,8 +250,9 @@ export class WorkflowCatalog {
     this.commitLoad(entry, false);
   }
 
-  /** Replaces the whole state (startup restore). */
-  reset(entries: VersionEntry[], routes: Map<string, string>, ramps: Map<string, Ramp> = new Map()): void {
+  /** Replaces the whole state (startup restore); `lost` are the routes to versions not loaded. */
+  reset(entries: VersionEntry[], routes: Map<string, string>, ramps: Map<string, Ramp> = new Map(), lost: Map<string, string> = new Map()): void {
+    this.lost = new Map(lost);
     const versions = new Map<string, Map<string, VersionEntry>>();
     for (const e of entries) {
       let ofType = versions.get(e.workflowType);

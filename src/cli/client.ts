@@ -1,7 +1,7 @@
 // Opening the client from a command: wires waiting notices and warnings to stderr and always
 // closes the client, on success and failure.
 import type { Client } from '../client/client.js';
-import { describeHolder } from '../store/holder.js';
+import { describeWait } from '../store/holder.js';
 import type { CommandContext } from './context.js';
 
 export async function withClient<T>(
@@ -16,8 +16,8 @@ export async function withClient<T>(
     write: options.write,
     drivesRuns: options.drivesRuns,
     command: `aion ${options.command}`,
-    onWait: (holder) =>
-      ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
+    onWait: (holder, position) =>
+      ctx.out.notice(describeWait(ctx.globals.stateDir, ctx.globals.lockTimeoutMs, holder, position)),
     onWarning: (message) => ctx.out.warn(message),
   });
   try {

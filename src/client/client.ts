@@ -17,7 +17,7 @@ export interface ClientOptions {
   write: boolean;
   /** Describes this process to other waiters (e.g. `aion load hello.aion`). */
   command: string;
-  onWait?: (holder: HolderInfo | undefined) => void;
+  onWait?: (holder: HolderInfo | undefined, position?: number) => void;
   onWarning?: (message: string) => void;
   /**
    * The command drives runs (start, signal, terminate): the state directory is let go of while
@@ -81,7 +81,7 @@ export async function openClient(options: ClientOptions): Promise<Client> {
         if (opened) {
           // Taking the directory back, mid-run: a server took it meanwhile and recovers the run.
           const { serverAnswers } = await import('./remote.js');
-          if (await serverAnswers(holder)) {
+          if (await serverAnswers(options.stateDir, holder)) {
             throw new AionError('state_busy', `the state directory is now served by aion serve (pid ${holder.pid}), which carries on with the runs of this command`, {
               details: { holder },
               hint: 'see where the run is with: aion show <workflow_id>',

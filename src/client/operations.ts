@@ -14,6 +14,7 @@ import path from 'node:path';
 import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import { MAX_JSON_DEPTH, jsonDepth } from '../json.js';
+import { directoryIdentity } from '../store/holder.js';
 import type { Engine, LoadProgressDetail, LoadStep } from '../engine/engine.js';
 import type { RunFilter } from '../engine/runs.js';
 
@@ -151,7 +152,9 @@ export const OPERATIONS = {
   hello: op({
     mutates: false,
     params: {},
-    run: async (e) => ({ server: 'aion serve', v: PROTOCOL_VERSION, pid: process.pid, state_dir: e.options.stateDir }),
+    // state_dir_id says which directory this server serves: a client checks it against its own
+    // (a copy of a served directory carries the holder file naming this socket).
+    run: async (e) => ({ server: 'aion serve', v: PROTOCOL_VERSION, pid: process.pid, state_dir: e.options.stateDir, state_dir_id: directoryIdentity(e.options.stateDir) ?? null }),
   }),
 };
 

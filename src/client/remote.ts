@@ -4,9 +4,9 @@
 // exits with the same code either way. Imports nothing heavier than `net`: the remote path of
 // a command never loads the engine, the store or LevelDB.
 import net from 'node:net';
-import { statSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { AionError } from '../errors.js';
-import { readHolder, type HolderInfo } from '../store/holder.js';
+import { directoryIdentity, readHolder, type HolderInfo } from '../store/holder.js';
 import { encodeLine, PROTOCOL_VERSION, wireToError, type Method, type RequestId } from './protocol.js';
 import { bindOperations, OPERATIONS, type Operations } from './operations.js';
 import type { Client } from './client.js';
@@ -56,10 +56,17 @@ export function checkSocketOwner(socketPath: string): boolean {
   return true;
 }
 
+/** How long a server that accepted the connection has to answer `hello`. */
+const HELLO_TIMEOUT_MS = 10_000;
+
 /**
- * Connects to the live `aion serve` the holder file names, if there is one: undefined when
- * the holder names no socket, or its socket is gone or refuses connections (a stale file
- * left by a server that was killed). Fails `state_busy` for a socket owned by another user.
+ * Connects to the live `aion serve` of this state directory that the holder file names, if
+ * there is one: undefined when the holder names no socket, its socket is gone or refuses
+ * connections (a stale file left by a server that was killed), the server does not answer
+ * `hello`, or it serves another directory (the holder file came with a copy of the directory
+ * it serves) — in every such case the holder file is stale for us and the caller proceeds
+ * in-process. Fails `state_busy` for a socket owned by another user, `usage` for a server of
+ * another protocol version.
  */
 export async function connectServer(stateDir: string, holder: HolderInfo | undefined = readHolder(stateDir)): Promise<RemoteClient | undefined> {
   if (!holder?.socket || typeof holder.socket !== 'string') return undefined;
@@ -70,19 +77,59 @@ export async function connectServer(stateDir: string, holder: HolderInfo | undef
   } catch {
     return undefined;
   }
-  return new RemoteClient(socket, { socket: holder.socket, pid: holder.pid, stateDir });
+  const client = new RemoteClient(socket, { socket: holder.socket, pid: holder.pid, stateDir });
+  let hello: Record<string, unknown> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    hello = await Promise.race([
+      client.call<Record<string, unknown>>('hello', {}),
+      new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), HELLO_TIMEOUT_MS))),
+    ]);
+  } catch (error) {
+    await client.close();
+    if (error instanceof AionError && error.code === 'unavailable') return undefined;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (hello === undefined || !servesDirectory(hello, stateDir)) {
+    await client.close();
+    return undefined;
+  }
+  return client;
 }
 
-/** Whether a live `aion serve` answers on the socket the holder names (the probe is closed). */
-export async function serverAnswers(holder: HolderInfo | undefined): Promise<boolean> {
-  if (!holder?.socket || typeof holder.socket !== 'string') return false;
-  if (!checkSocketOwner(holder.socket)) return false;
+/**
+ * Whether a server's `hello` names this state directory: the same directory identity (device
+ * and inode, so a symlink or a moved directory is the same and a copy is not), or for a server
+ * that does not state one, the same real path.
+ */
+function servesDirectory(hello: Record<string, unknown>, stateDir: string): boolean {
+  if (typeof hello.state_dir_id === 'string') return hello.state_dir_id === directoryIdentity(stateDir);
+  if (typeof hello.state_dir !== 'string') return false;
   try {
-    (await connectSocket(holder.socket)).destroy();
-    return true;
+    return realpathSync(hello.state_dir) === realpathSync(stateDir);
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether a live `aion serve` of this state directory answers on the socket the holder names
+ * (see connectServer; the probe is closed). The one test of "is the holder a live server".
+ */
+export async function serverAnswers(stateDir: string, holder: HolderInfo | undefined): Promise<boolean> {
+  let client: RemoteClient | undefined;
+  try {
+    client = await connectServer(stateDir, holder);
+  } catch (error) {
+    // A server of another protocol version is live all the same.
+    if (error instanceof AionError && error.code === 'usage') return true;
+    throw error;
+  }
+  if (!client) return false;
+  await client.close();
+  return true;
 }
 
 interface Pending {

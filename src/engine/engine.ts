@@ -4,12 +4,11 @@
 // to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
 // failure at any step leaves both the state directory and the catalog exactly as before.
 import { currentActor } from '../actor.js';
-import { open, readFile } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
 import { notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
-import { Store, putJSON, putBytes, del, encodeJSON } from '../store/store.js';
+import { Store, putJSON, putBytes, del, appendAudit, type StoreOp } from '../store/store.js';
 import { K } from '../store/keys.js';
 import { readVersionPins } from '../store/pins.js';
 import type { KV } from '../store/kv.js';
@@ -31,7 +30,7 @@ export interface EngineOptions {
   lockTimeoutMs: number;
   /** Describes this process in the holder file (e.g. `aion load x.aion`). */
   command?: string;
-  onWait?: (holder: HolderInfo | undefined) => void;
+  onWait?: (holder: HolderInfo | undefined, position?: number) => void;
   /** Called while the directory is held by another process; may throw to stop waiting. */
   whileWaiting?: (holder: HolderInfo | undefined) => Promise<void>;
   /** Loud, non-fatal problems (a corrupt package row skipped at startup, …). */
@@ -48,6 +47,8 @@ export interface EngineOptions {
   maxResident?: number;
   /** Limits of user code (default: defaultLimits(), from the environment). */
   limits?: Partial<PoolLimits>;
+  /** The wall clock of deploy records' `at` (tests skew it; default Date.now). Never orders anything. */
+  now?: () => number;
 }
 
 export type LoadSource = { path: string } | { bytes: Uint8Array; name?: string };
@@ -105,7 +106,6 @@ export class Engine {
   private runtimeApi: RuntimeApi | undefined;
   private moduleRegistry: ModuleRegistryLike | undefined;
   private codePool: CodePool | undefined;
-  private auditSeq = 0;
   private closed = false;
 
   private constructor(
@@ -139,14 +139,14 @@ export class Engine {
           // Another process may have deployed while the directory was let go of.
           onReacquire: async () => {
             if (!engine) return;
-            const { entries, routes } = await restoreCatalog(engine.store, (m) => engine!.warn(m));
-            engine.catalog.reset(entries, routes);
+            const { entries, routes, ramps, lost } = await restoreCatalog(engine.store, (m) => engine!.warn(m));
+            engine.catalog.reset(entries, routes, ramps, lost);
           },
         });
     engine = new Engine(store, options);
     try {
-      const { entries, routes, ramps } = await restoreCatalog(store, (m) => engine.warn(m));
-      engine.catalog.reset(entries, routes, ramps);
+      const { entries, routes, ramps, lost } = await restoreCatalog(store, (m) => engine.warn(m));
+      engine.catalog.reset(entries, routes, ramps, lost);
     } catch (error) {
       await store.close().catch(() => {});
       throw error;
@@ -223,9 +223,10 @@ export class Engine {
    */
   async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
     return admitted(this.gate, 'load', async () => {
-      const { readPackage } = await import('../package/index.js');
+      const { readPackage, readArchiveBytes } = await import('../package/index.js');
       progress(options, 'read');
-      const bytes = 'bytes' in source ? source.bytes : await readArchiveFile(source.path, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
+      // Bounded: a FIFO, a device or an oversized file is refused before it is read.
+      const bytes = 'bytes' in source ? source.bytes : await readArchiveBytes(source.path, {}, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
       progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
       const pkg = readPackage(bytes, {}, { beforeHash: () => progress(options, 'hash') });
       faultPoint('load.validated');
@@ -347,8 +348,11 @@ export class Engine {
    */
   private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
     const { workflowType: type, version } = entry;
+    // A load the disk cannot take (twice: LevelDB's log, then its table) fails store here,
+    // before anything is written, rather than commit and wedge every later open.
+    await this.store.checkRoom(bytes.length);
     faultPoint('load.before-write');
-    const ops = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
+    const ops: StoreOp[] = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
     if (route) {
       // Routing a load sends every new start to it: the ramp goes with the old route.
       ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
@@ -820,7 +824,7 @@ export class Engine {
   // --- deploy history -----------------------------------------------------------------------
 
   private auditOp(operation: DeployRecord['operation'], type: string, version: string, previous: string | null, options: DeployOptions, extra: Partial<DeployRecord> = {}) {
-    const at = Date.now();
+    const at = (this.options.now ?? Date.now)();
     const message = options.message;
     const record: DeployRecord = {
       at: new Date(at).toISOString(),
@@ -833,7 +837,7 @@ export class Engine {
       ...extra,
       ...(message === undefined ? {} : { message }),
     };
-    return { type: 'put' as const, key: K.audit(at, process.pid, this.auditSeq++), value: encodeJSON(record) };
+    return appendAudit(record);
   }
 
   /**
@@ -894,35 +898,6 @@ export { describeHolder };
 export function checkPercent(percent: unknown): asserts percent is number {
   const ok = typeof percent === 'number' && Number.isFinite(percent) && percent > 0 && percent < 100 && Math.abs(Math.round(percent * 100) - percent * 100) < 1e-6;
   if (!ok) throw new AionError('usage', `a ramp percent must be a number greater than 0 and less than 100 with at most two decimals, got ${JSON.stringify(percent ?? null)}`, { hint: 'e.g. aion ramp <type> <version> 5, or 12.5' });
-}
-
-const READ_CHUNK = 1 << 20;
-
-/** Reads an archive; with `onBytes`, in 1 MiB chunks reporting (bytes read, total). */
-async function readArchiveFile(path: string, onBytes?: (bytes: number, total: number) => void): Promise<Uint8Array> {
-  try {
-    if (!onBytes) return await readFile(path);
-    const file = await open(path, 'r');
-    try {
-      const total = (await file.stat()).size;
-      const bytes = new Uint8Array(total);
-      let n = 0;
-      while (n < total) {
-        const { bytesRead } = await file.read(bytes, n, Math.min(READ_CHUNK, total - n), n);
-        if (bytesRead === 0) break;
-        n += bytesRead;
-        onBytes(n, total);
-      }
-      return n === total ? bytes : bytes.subarray(0, n);
-    } finally {
-      await file.close();
-    }
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new AionError('usage', code === 'ENOENT' ? `no such archive: ${path}` : `cannot read archive ${path}: ${(error as Error).message}`, {
-      hint: code === 'ENOENT' ? 'build one with: aion pack <project_dir>' : undefined,
-    });
-  }
 }
 
 /** A registered version's sources as code threads take them. */

@@ -1,6 +1,6 @@
 // Startup: the catalog is rebuilt from package rows and route pointers alone — no archive is
 // unzipped and no run replayed. A corrupt row is skipped loudly and never stops the others;
-// a route to a version that is not loaded is skipped with a warning.
+// a route to a version that is not loaded is kept aside as lost (starts refused, naming it).
 import type { Ramp, VersionEntry } from '../catalog/catalog.js';
 import type { Manifest } from '../package/types.js';
 import { K } from '../store/keys.js';
@@ -51,7 +51,7 @@ export function rowProblem(key: string, row: PackageRow): string | undefined {
 export async function restoreCatalog(
   store: Store,
   warn: (message: string) => void,
-): Promise<{ entries: VersionEntry[]; routes: Map<string, string>; ramps: Map<string, Ramp> }> {
+): Promise<{ entries: VersionEntry[]; routes: Map<string, string>; ramps: Map<string, Ramp>; lost: Map<string, string> }> {
   const entries: VersionEntry[] = [];
   const loaded = new Set<string>();
   const rows = store.scanJSON<PackageRow>(K.packageMetaRange(), (k, error) =>
@@ -77,9 +77,12 @@ export async function restoreCatalog(
     loaded.add(`${row.workflow_type}\x00${row.version}`);
   }
   const routes = new Map<string, string>();
+  const lost = new Map<string, string>();
   for (const [type, version] of await store.routes()) {
     if (!loaded.has(`${type}\x00${version}`)) {
-      warn(`ignoring the route of '${type}': it points at version ${version.slice(0, 12)}, which is not loaded`);
+      // Kept as a lost route (see WorkflowCatalog): starts are refused naming it, never rerouted.
+      warn(`the route of '${type}' points at version ${version.slice(0, 12)}, which is not loaded: starts of '${type}' are refused until it is (see aion doctor)`);
+      lost.set(type, version);
       continue;
     }
     routes.set(type, version);
@@ -93,5 +96,5 @@ export async function restoreCatalog(
     }
     ramps.set(type, { version: ramp.version, percent: ramp.percent });
   }
-  return { entries, routes, ramps };
+  return { entries, routes, ramps, lost };
 }

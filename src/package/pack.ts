@@ -9,8 +9,9 @@
 // same directory, fsync, rename): a failed write leaves any previous archive at that path
 // untouched. After the rename the file is read back and validated again with readPackage.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import { makeDirs } from '../dirs.js';
 import { AionError } from '../errors.js';
 import { contentHash } from './hash.js';
 import { fieldError, serializeManifest } from './manifest.js';
@@ -25,6 +26,11 @@ export interface PackOptions {
   out?: string;
   /** Directory `out` is relative to (default: process.cwd()). */
   cwd?: string;
+  /**
+   * Runs on the built package before anything is written; a throw refuses the pack (the CLI
+   * passes the runtime's code check, which this layer does not know).
+   */
+  check?: (pkg: AionPackage) => Promise<void>;
 }
 
 export interface PackResult {
@@ -115,7 +121,8 @@ async function realDir(dir: string): Promise<string> {
 export async function packProject(projectDir: string, options: PackOptions = {}): Promise<PackResult> {
   const project = await readProject(projectDir);
   const bytes = buildArchive(project);
-  readPackage(bytes); // an archive no reader would accept is never written
+  const built = readPackage(bytes); // an archive no reader would accept is never written
+  await options.check?.(built); // nor one whose code load would refuse
   const { path: named, real: target } = await resolveOutputPath(project, options);
 
   const existing = await stat(target).catch(() => undefined);
@@ -137,7 +144,7 @@ async function writeAtomically(target: string, bytes: Uint8Array): Promise<void>
   const dir = path.dirname(target);
   const temp = path.join(dir, `.${path.basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   try {
-    await mkdir(dir, { recursive: true });
+    makeDirs(dir);
     const handle = await open(temp, 'wx', 0o644);
     try {
       await handle.writeFile(bytes);

@@ -5,6 +5,7 @@ export { resolveSpecifier, isLogicalName, modulePath, type Resolution } from './
 export { verifyEntry, isSandboxPromise, DEFAULT_ACTIVATION_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from './sandbox.js';
 export { CodeHost, WORKFLOW_ID_PATTERN, type RunInit } from './host.js';
 export { CodePool, type PoolLimits, defaultLimits } from './pool.js';
+export { checkPackageCode, type CheckedManifest } from './check.js';
 export {
   replay,
   runActivity,

@@ -58,7 +58,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     onWarning: forwardingWarnings(options.onWarning),
     // Another server on this directory: refuse now rather than wait out the lock timeout.
     whileWaiting: async (holder) => {
-      if (holder?.socket && (await serverAnswers(holder))) {
+      if (holder?.socket && (await serverAnswers(options.stateDir, holder))) {
         throw new AionError('state_busy', `state directory ${options.stateDir} is already served by aion serve (pid ${holder.pid}) on ${holder.socket}`, {
           details: { state_dir: options.stateDir, holder },
           hint: `every other aion command on this directory goes to it; stop it first (kill -TERM ${holder.pid}) to serve it here`,

@@ -1,9 +1,10 @@
 // Where the control socket of a state directory lives, and getting that place ready: an
 // owner-only directory, and no stale socket file left behind by a server that was killed.
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, realpathSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, realpathSync, unlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { makeDirs } from '../dirs.js';
 import { AionError } from '../errors.js';
 import { connectSocket } from '../client/remote.js';
 import { MAX_SOCKET_PATH_BYTES } from '../client/protocol.js';
@@ -48,7 +49,7 @@ export function socketPlace(stateDir: string): SocketPlace {
 /** Creates the socket's directory owner-only, refusing one that is not ours or not a directory. */
 export function prepareSocketDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 0o700);
   } catch (error) {
     throw new AionError('store', `cannot create the control socket directory ${dir}: ${(error as Error).message}`, { cause: error });
   }

@@ -50,8 +50,17 @@ export const K = {
   timerRange: () => range('timer'),
   /** Timers whose fire time is at or before `now`. */
   timersDueBy: (now: number) => ({ gt: range('timer').gt, lt: key('timer', String(now + 1).padStart(15, '0')) }),
-  /** Deploy audit log, in time order; pid and a per-process counter keep keys unique. */
-  audit: (at: number, pid: number, seq: number) =>
-    key('audit', String(at).padStart(15, '0'), String(pid).padStart(10, '0'), String(seq).padStart(6, '0')),
+  /**
+   * Deploy audit log, in the order records were written: `s` + the directory's sequence number
+   * (allocated by Store.write, see AuditAppend). Directories written before the sequence hold
+   * keys `<at ms, 15 digits>\x00<pid>\x00<n>`; digits sort before `s`, so one range scan reads
+   * those first, in their old order, then every sequenced record.
+   */
+  audit: (seq: number) => key('audit', 's' + String(seq).padStart(16, '0')),
+  /** The sequence number of an audit key, 0 for a key of the old clock-ordered form. */
+  auditSeq: (k: string): number => {
+    const part = k.slice(k.indexOf(SEP) + 1);
+    return part.startsWith('s') ? Number(part.slice(1)) : 0;
+  },
   auditRange: () => range('audit'),
 };

@@ -2,19 +2,24 @@
 // directory (its LOCK file, released by the kernel when the holder dies, so a crashed holder
 // never blocks the next command). While another process holds it we retry until the lock
 // timeout, telling the caller once who holds it (from the holder file it leaves beside the db).
-import { mkdirSync, writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { AionError } from '../errors.js';
+import { makeDirs } from '../dirs.js';
 import type { BatchOp, KV, RangeOptions } from './kv.js';
 import { describeHolder, holderPath, readHolder, type HolderInfo } from './holder.js';
+import { liveTickets, Ticket } from './queue.js';
 
 export type { HolderInfo };
 
 export interface OpenOptions {
   lockTimeoutMs: number;
-  /** Called once, when the directory turns out to be held by someone else. */
-  onWait?: (holder: HolderInfo | undefined) => void;
+  /**
+   * Called once, when the directory turns out to be held by someone else, with this
+   * process's place in the line of waiters (1: next).
+   */
+  onWait?: (holder: HolderInfo | undefined, position: number) => void;
   /** Recorded in the holder file for others to read. */
   command?: string;
   /**
@@ -47,7 +52,7 @@ export type StatePlace =
   | { kind: 'foreign'; entries: string[]; leveldb: boolean };
 
 /** What aion itself keeps at the top of a state directory. */
-const AION_ENTRIES = new Set(['db', 'holder.json', 'run']);
+const AION_ENTRIES = new Set(['db', 'holder.json', 'run', 'queue']);
 
 export function inspectStatePlace(stateDir: string): StatePlace {
   let st;
@@ -210,17 +215,22 @@ class LevelKV implements KV {
   }
 }
 
+/** Creates the state directory (0700) and its missing parents; any failure is `store` at once. */
+function makeDirectory(dir: string): void {
+  try {
+    makeDirs(dir, 0o700);
+  } catch (error) {
+    throw new AionError('store', `cannot create state directory ${dir}: ${(error as Error).message}`, { cause: error, details: { state_dir: dir } });
+  }
+}
+
 /**
  * Opens (creating if needed) the state directory's database.
  * Fails `state_busy` when another process still holds it after `lockTimeoutMs`, and
  * `store` when it cannot be opened for any other reason (permissions, corruption).
  */
 export async function openLevel(stateDir: string, options: OpenOptions): Promise<KV & { epoch: number }> {
-  try {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    throw new AionError('store', `cannot create state directory ${stateDir}: ${(error as Error).message}`, { cause: error });
-  }
+  makeDirectory(stateDir);
   return new LevelKV(await lockAndOpen(stateDir, options), stateDir, options);
 }
 
@@ -229,36 +239,50 @@ async function lockAndOpen(stateDir: string, options: OpenOptions): Promise<Leve
   const deadline = Date.now() + options.lockTimeoutMs;
   let told = false;
   let delay = 25;
-  for (;;) {
-    const db = new Level<string, Uint8Array>(dbPath(stateDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
-    try {
-      await db.open();
-    } catch (error) {
-      if (!isLocked(error)) {
-        throw new AionError('store', `cannot open state directory ${stateDir}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`, { cause: error });
+  let ticket: Ticket | undefined;
+  try {
+    for (;;) {
+      // Only the first in line tries the lock; a newcomer tries at once only when nobody waits.
+      const position = ticket ? ticket.position() : liveTickets(stateDir).length + 1;
+      if (position === 1) {
+        const db = new Level<string, Uint8Array>(dbPath(stateDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
+        try {
+          await db.open();
+          writeHolder(stateDir, options);
+          return db;
+        } catch (error) {
+          if (!isLocked(error)) {
+            throw new AionError('store', `cannot open state directory ${stateDir}: ${(error as Error).cause instanceof Error ? ((error as Error).cause as Error).message : (error as Error).message}`, { cause: error });
+          }
+        }
       }
       const holder = readHolder(stateDir);
       await options.whileWaiting?.(holder);
+      ticket ??= Ticket.take(stateDir);
+      const place = ticket ? ticket.position() : position;
       if (Date.now() >= deadline) {
-        throw new AionError('state_busy', `state directory ${stateDir} is held by ${describeHolder(holder)}`, {
-          details: { state_dir: stateDir, holder: holder ?? null },
+        throw new AionError('state_busy', `state directory ${stateDir} is held by ${describeHolder(holder)}${place > 1 ? ` (${place - 1} more waiting ahead of this command)` : ''}`, {
+          details: { state_dir: stateDir, holder: holder ?? null, queue_position: place },
           hint: 'wait for it to finish, or raise --lock-timeout',
         });
       }
       if (!told) {
         told = true;
-        options.onWait?.(holder);
+        options.onWait?.(holder, place);
       }
       await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
-      delay = Math.min(delay * 2, 250);
-      continue;
+      delay = Math.min(delay * 2, place === 1 ? 100 : 250);
     }
-    try {
-      const info: HolderInfo = { pid: process.pid, command: options.command ?? 'aion', since: new Date().toISOString() };
-      writeFileSync(holderPath(stateDir), JSON.stringify(info) + '\n', { mode: 0o600 });
-    } catch {
-      // The holder file is advisory: failing to write it only makes waiting messages vaguer.
-    }
-    return db;
+  } finally {
+    ticket?.release();
+  }
+}
+
+function writeHolder(stateDir: string, options: OpenOptions): void {
+  try {
+    const info: HolderInfo = { pid: process.pid, command: options.command ?? 'aion', since: new Date().toISOString() };
+    writeFileSync(holderPath(stateDir), JSON.stringify(info) + '\n', { mode: 0o600 });
+  } catch {
+    // The holder file is advisory: failing to write it only makes waiting messages vaguer.
   }
 }

@@ -1,6 +1,7 @@
 // The state directory: typed reads and atomic batch writes over the KV. The store knows the
 // keyspace and encodings, nothing of the engine's rules. Every read or write failure surfaces
 // as AionError('store') naming what could not be read or written.
+import { statfs } from 'node:fs/promises';
 import { AionError } from '../errors.js';
 import { EmptyKV, type BatchOp, type KV, type RangeOptions } from './kv.js';
 import { FORMAT_KEY, K, STATE_FORMAT_VERSION } from './keys.js';
@@ -28,12 +29,58 @@ export function del(key: string): BatchOp {
   return { type: 'del', key };
 }
 
+/**
+ * A deploy audit record to append: Store.write gives it the directory's next sequence number
+ * (K.audit) in the same batch, so the history's order is the order of the writes, whatever
+ * the clock says.
+ */
+export interface AuditAppend {
+  type: 'audit';
+  value: Uint8Array;
+}
+
+export type StoreOp = BatchOp | AuditAppend;
+
+export function appendAudit(record: unknown): AuditAppend {
+  return { type: 'audit', value: encodeJSON(record) };
+}
+
+/** Room a write of `bytes` needs beyond them: LevelDB's MANIFEST, log headers, a table's index. */
+const ROOM_MARGIN_BYTES = 1 << 20;
+
 export class Store {
   private constructor(
     private readonly kv: KV,
     /** False for a state directory that does not exist yet (reads see nothing). */
     readonly exists: boolean,
+    /** The directory's path, when it is one (not for a store over an injected KV). */
+    private readonly stateDir?: string,
   ) {}
+
+  /**
+   * Refuses (`store`, before anything is written) a write of about `bytes` that the state
+   * directory's filesystem cannot take twice over: LevelDB writes a batch to its log, then again
+   * into a table when it compacts the log — at the next open at the latest. A batch that fits
+   * once but not twice would commit, then make every later open fail for want of space.
+   */
+  async checkRoom(bytes: number): Promise<void> {
+    if (!this.stateDir) return;
+    let free: number;
+    try {
+      const st = await statfs(this.stateDir);
+      free = Number(st.bavail) * Number(st.bsize);
+    } catch {
+      return; // no figure to judge by: the write itself reports a lack of space
+    }
+    const needed = 2 * bytes + ROOM_MARGIN_BYTES;
+    if (free < needed) {
+      const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
+      throw new AionError('store', `not enough free space for this write in ${this.stateDir}: it needs about ${mib(needed)} (the data twice, as LevelDB writes it to its log and then to a table), and ${mib(free)} is free; nothing was written`, {
+        details: { state_dir: this.stateDir, needed_bytes: needed, free_bytes: free },
+        hint: 'free space on that filesystem (or move the state directory), then retry',
+      });
+    }
+  }
 
   /**
    * Opens the state directory. With `create: false` nothing is created: a missing directory
@@ -53,7 +100,7 @@ export class Store {
     }
     if (!options.create && place.kind !== 'aion') return new Store(new EmptyKV(), false);
     const kv = await openLevel(stateDir, options);
-    const store = new Store(kv, true);
+    const store = new Store(kv, true, stateDir);
     try {
       await store.checkFormat(options.create);
     } catch (error) {
@@ -149,15 +196,44 @@ export class Store {
     }
   }
 
-  /** Applies all ops atomically. Fails `store` (and nothing was written) on any error. */
-  async write(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
+  /**
+   * Applies all ops atomically; audit appends get the next sequence numbers, read and written
+   * with the directory held throughout. Fails `store` (and nothing was written) on any error;
+   * the sequence numbers of a failed write are skipped, never reused.
+   */
+  async write(ops: StoreOp[], options: { sync: boolean }): Promise<void> {
     if (!this.exists) throw new AionError('internal', 'write to a state directory that was opened read-only');
+    if (!ops.some((op) => op.type === 'audit')) return this.writeBatch(ops as BatchOp[], options);
+    return this.hold(async () => {
+      const seq = await this.nextAuditSeq(ops.filter((op) => op.type === 'audit').length);
+      let n = seq;
+      await this.writeBatch(ops.map((op) => (op.type === 'audit' ? { type: 'put', key: K.audit(n++), value: op.value } : op)), options);
+    });
+  }
+
+  private async writeBatch(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
     try {
       if (!options.sync) this.dirty = true;
       await this.kv.batch(ops, options);
     } catch (error) {
       throw new AionError('store', `could not write the state directory: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /** The next audit sequence number, valid while no other process can have written (epoch). */
+  private auditNext: { epoch: number; seq: number } | undefined;
+
+  /** Reserves `count` audit sequence numbers; returns the first. */
+  private async nextAuditSeq(count: number): Promise<number> {
+    if (this.auditNext?.epoch !== this.epoch) {
+      let last = 0;
+      for await (const k of this.keys({ ...K.auditRange(), reverse: true, limit: 1 })) last = K.auditSeq(k);
+      // Re-checked after the read: a concurrent caller of this process may have set it meanwhile.
+      if (this.auditNext?.epoch !== this.epoch) this.auditNext = { epoch: this.epoch, seq: last + 1 };
+    }
+    const first = this.auditNext!.seq;
+    this.auditNext!.seq += count;
+    return first;
   }
 
   async close(): Promise<void> {

@@ -84,9 +84,10 @@ test('corrupt state: a route pointer to a missing version', async () => {
   const dir = await damaged((db) => db.put('route\x00hello', enc.encode('f'.repeat(64))));
   const versions = await aion(dir, 'versions');
   assert.equal(versions.code, 0);
-  assert.match(versions.stderr, /ignoring the route of 'hello': it points at version ffffffffffff, which is not loaded/);
+  assert.match(versions.stderr, /the route of 'hello' points at version ffffffffffff, which is not loaded: starts of 'hello' are refused/);
   const start = await aion(dir, 'start', 'hello');
   assert.equal(start.code, 3, 'no routed version: not_found, clearly');
+  assert.match(start.json.error.message, /the routed version ffffffffffff of 'hello' is not loaded/, 'naming the routed version, not "no loaded version"');
   assert.equal((await aion(dir, 'start', 'sleeper', '--id', 's2')).code, 0, 'other types keep working');
   const doctor = await aion(dir, 'doctor');
   assert.equal(doctor.code, 10);

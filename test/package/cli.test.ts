@@ -174,6 +174,7 @@ test('command modules do not import the package code at start-up', () => {
   for (const name of ['pack', 'inspect']) {
     const js = readFileSync(path.join(ROOT, 'dist/src/cli/commands', `${name}.js`), 'utf8');
     assert.doesNotMatch(js, /^import .*package\//m, `${name}.js imports src/package statically`);
+    assert.doesNotMatch(js, /^import .*runtime\//m, `${name}.js imports src/runtime statically`);
     assert.match(js, /await import\('\.\.\/\.\.\/package\/index\.js'\)/);
   }
 });

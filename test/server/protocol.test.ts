@@ -2,6 +2,7 @@
 // (or, for a half-sent request, silence), and none of it crashes the server or changes state.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { aionAsync, tempDir } from '../helpers/cli.js';
 import { alive, pack, RawClient, startServe, type Packed, type Served } from './support.js';
@@ -38,7 +39,9 @@ test('hello and a method call round-trip; replies carry the request id', async (
   const c = await RawClient.connect(server.socket);
   try {
     const hi = await c.request('hello', {}, 'h1');
-    assert.deepEqual(hi.result, { server: 'aion serve', v: 1, pid: server.pid, state_dir: stateDir });
+    const st = statSync(stateDir, { bigint: true });
+    // state_dir_id: which directory it serves (a client refuses a server of another directory).
+    assert.deepEqual(hi.result, { server: 'aion serve', v: 1, pid: server.pid, state_dir: stateDir, state_dir_id: `${st.dev}:${st.ino}` });
     const versions = await c.request('versions', { workflow_type: 'hello' }, 2);
     assert.equal(versions.v, 1);
     assert.equal(versions.result[0].version, hello.version);

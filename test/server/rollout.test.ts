@@ -4,7 +4,7 @@
 // And a client whose aion serve goes away mid-request exits 13 (unavailable).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { aion, tempDir, type CliResult } from '../helpers/cli.js';
@@ -135,10 +135,22 @@ describe('a server that goes away mid-request', () => {
   test('exits 13 (unavailable), not 1', async () => {
     const stateDir = path.join(work.dir, 'vanishing');
     mkdirSync(stateDir);
-    // An "aion serve" that reads one request and dies without replying.
+    // An "aion serve" of this directory that answers hello, then reads one request and dies
+    // without replying.
     const socketPath = path.join(work.dir, 'fake.sock');
+    const st = statSync(stateDir, { bigint: true });
     const server = net.createServer((socket) => {
-      socket.once('data', () => socket.destroy());
+      let buffer = '';
+      socket.on('data', (chunk) => {
+        buffer += chunk.toString('utf8');
+        let nl: number;
+        while ((nl = buffer.indexOf('\n')) !== -1) {
+          const request = JSON.parse(buffer.slice(0, nl));
+          buffer = buffer.slice(nl + 1);
+          if (request.method !== 'hello') return void socket.destroy();
+          socket.write(JSON.stringify({ v: 1, id: request.id, result: { server: 'aion serve', v: 1, pid: process.pid, state_dir: stateDir, state_dir_id: `${st.dev}:${st.ino}` } }) + '\n');
+        }
+      });
     });
     await new Promise<void>((resolve) => server.listen(socketPath, resolve));
     writeFileSync(path.join(stateDir, 'holder.json'), JSON.stringify({ pid: process.pid, command: 'aion serve', since: new Date().toISOString(), socket: socketPath }));

@@ -107,7 +107,7 @@ describe('piped output is plain', () => {
     aion([...dir, 'load', v1.path]);
     const failing: [string[], number, RegExp?][] = [
       [['load', path.join(work.dir, 'missing.aion')], 2, /hint: build one with: aion pack/],
-      [['inspect', path.join(work.dir, 'missing.aion')], 2, /hint: see 'aion inspect --help'/],
+      [['inspect', path.join(work.dir, 'missing.aion')], 2, /hint: build one with: aion pack/],
       [['inspect', path.join(FIXTURES, 'hello_v1', 'workflow.json')], 6, /hint: check the archive with 'aion inspect <archive>'/],
       [['route', 'hello', 'ffff'], 3, /hint: see the loaded versions with 'aion versions hello'/],
       [['route', 'hello', 'xyz'], 2],

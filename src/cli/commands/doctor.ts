@@ -32,17 +32,21 @@ Examples:
           import('../../engine/doctor.js'),
           import('../../errors.js'),
         ]);
-        const { describeHolder } = await import('../../store/holder.js');
+        const { describeWait } = await import('../../store/holder.js');
         const store = await Store.open(ctx.globals.stateDir, {
           create: false,
           // Nothing there is nothing damaged: doctor reports ok (it is not a read of state).
           missingOk: true,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
           command: `aion doctor${opts.repair ? ' --repair' : ''}`,
-          onWait: (holder) =>
-            ctx.out.notice(`waiting up to ${Math.round(ctx.globals.lockTimeoutMs / 1000)}s for state directory ${ctx.globals.stateDir}, held by ${describeHolder(holder)}`),
+          onWait: (holder, position) =>
+            ctx.out.notice(describeWait(ctx.globals.stateDir, ctx.globals.lockTimeoutMs, holder, position)),
+          // Only a server that answers refuses doctor at once; a holder file left by a killed
+          // server is stale, and doctor waits for the lock as every other command does.
           whileWaiting: async (holder) => {
-            if (holder?.socket) {
+            if (!holder?.socket) return;
+            const { serverAnswers } = await import('../../client/remote.js');
+            if (await serverAnswers(ctx.globals.stateDir, holder)) {
               throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
                 details: { state_dir: ctx.globals.stateDir, holder },
                 hint: `stop it first (kill -TERM ${holder.pid}), then run aion doctor`,

@@ -14,8 +14,9 @@ export function registerInspect(program: Command, streams: Streams): void {
       'after',
       `
 Runs every check 'aion load' runs on the archive itself (zip structure,
-limits, manifest, module names, UTF-8, content hash); exits 6
-(invalid_package) naming the problem.
+limits, manifest, module names, UTF-8, content hash, every module
+compiled, the entry module evaluated and its entry function and
+activities found); exits 6 (invalid_package) naming the problem.
 
 Examples:
   $ aion inspect hello.aion
@@ -24,8 +25,11 @@ Examples:
     )
     .action(
       action<[string]>(async ({ out }, archive) => {
+        // The runtime is imported here only: the code is checked as load would check it.
         const { readPackageFile } = await import('../../package/index.js');
+        const { checkPackageCode } = await import('../../runtime/check.js');
         const pkg = await readPackageFile(archive);
+        await checkPackageCode(pkg.version, pkg.modules, pkg.manifest);
         const m = pkg.manifest;
         const result = {
           workflow_type: m.workflow_type,

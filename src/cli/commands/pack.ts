@@ -10,8 +10,9 @@ export function registerPack(program: Command, streams: Streams): void {
     .command('pack')
     .summary('build a .aion archive from a workflow project (byte-for-byte reproducible)')
     .description(
-      'Build a .aion archive from a workflow project (workflow.json, modules/, optional src/), then read it ' +
-        'back and validate it as aion load would. The same project gives the same bytes on any machine.',
+      'Build a .aion archive from a workflow project (workflow.json, modules/, optional src/). Before writing, ' +
+        'compile every module and verify the entry function as aion load would (refusing with exit 6), then read ' +
+        'the archive back and validate it. The same project gives the same bytes on any machine.',
     )
     .argument('[project_dir]', 'workflow project directory with workflow.json and modules/', '.')
     .option('--out <file>', "archive path, relative to the current directory (default: workflow.json 'output', else <entry_module>.aion in the project)")
@@ -30,8 +31,10 @@ Examples:
     )
     .action(
       action<[string, { out?: string }]>(async ({ out }, projectDir, options) => {
+        // The runtime is imported here only: it checks the code as load would, before writing.
         const { packProject } = await import('../../package/index.js');
-        const { path, pkg } = await packProject(projectDir, { out: options.out });
+        const { checkPackageCode } = await import('../../runtime/check.js');
+        const { path, pkg } = await packProject(projectDir, { out: options.out, check: (p) => checkPackageCode(p.version, p.modules, p.manifest) });
         const result = {
           workflow_type: pkg.manifest.workflow_type,
           version: pkg.version,

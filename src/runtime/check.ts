@@ -1,0 +1,39 @@
+// The code checks load makes of a package, for `aion pack` and `aion inspect`, which have no
+// engine: every module compiled by a scratch registry (syntax errors, `import()`, invalid
+// UTF-8), then the entry module evaluated and its exports checked in a workflow thread under
+// load's own limits (time and memory). The same code gives the same refusal as `load`.
+import { ModuleRegistry } from './registry.js';
+import { CodePool, defaultLimits, type PoolLimits } from './pool.js';
+import { verifyFailure, versionModules } from './sandbox.js';
+
+export interface CheckedManifest {
+  entry_module: string;
+  entry_function: string;
+  activities: readonly string[];
+}
+
+/**
+ * Throws AionError('invalid_package') naming the problem, with the message `load` gives, when
+ * a module does not compile or the entry does not verify. Registers nothing anywhere; the
+ * thread it starts is stopped before it returns.
+ */
+export async function checkPackageCode(
+  version: string,
+  modules: ReadonlyMap<string, Uint8Array>,
+  manifest: CheckedManifest,
+  limits: Partial<PoolLimits> = {},
+): Promise<void> {
+  const registry = new ModuleRegistry();
+  registry.register(version, modules);
+  const sources = [...versionModules(registry, version).values()].map((m) => [m.name, m.source] as [string, string]);
+  const pool = new CodePool(
+    { ...defaultLimits(), ...limits },
+    { names: () => sources.map(([name]) => name), source: (_version, name) => sources.find(([n]) => n === name)?.[1] },
+  );
+  try {
+    const problem = await pool.verify(version, sources, manifest.entry_module, manifest.entry_function, manifest.activities);
+    if (problem !== '') throw verifyFailure(manifest.entry_module, manifest.entry_function, problem);
+  } finally {
+    await pool.close();
+  }
+}
