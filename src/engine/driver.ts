@@ -21,6 +21,7 @@ import { AionError } from '../errors.js';
 import { KeyedMutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
 import { escapeText } from '../escape.js';
+import { WORKFLOW_ID } from '../ids.js';
 import type { VersionEntry, WorkflowCatalog } from '../catalog/catalog.js';
 import { K } from '../store/keys.js';
 import { putJSON, type Store } from '../store/store.js';
@@ -47,8 +48,6 @@ export interface CodeAccess {
   ensure(entry: VersionEntry): Promise<void>;
 }
 
-/** The workflow id rule (`--id` and `ctx.child` options.workflowId alike). */
-export const WORKFLOW_ID = /^[\x21-\x7e]{1,200}$/;
 const STEP_LIMIT = 1_000_000;
 
 export function validateWorkflowId(id: string): void {

@@ -303,10 +303,7 @@ export class Engine {
     progress(options, 'verify', { workflow_type: type, version });
     try {
       // Entry verification runs the module's top level: user code, so in the workflow thread.
-      const pool = await this.pool();
-      const sources = versionSourcesOf(target, version);
-      const problem = await pool.verify(version, sources, pkg.manifest.entry_module, pkg.manifest.entry_function, pkg.manifest.activities);
-      if (problem !== '') throw new AionError('invalid_package', problem, { details: { module: pkg.manifest.entry_module, entry_function: pkg.manifest.entry_function } });
+      await api.verifyVersion(await this.pool(), target, version, pkg.manifest);
     } catch (error) {
       unregister();
       throw error;
@@ -898,13 +895,6 @@ export { describeHolder };
 export function checkPercent(percent: unknown): asserts percent is number {
   const ok = typeof percent === 'number' && Number.isFinite(percent) && percent > 0 && percent < 100 && Math.abs(Math.round(percent * 100) - percent * 100) < 1e-6;
   if (!ok) throw new AionError('usage', `a ramp percent must be a number greater than 0 and less than 100 with at most two decimals, got ${JSON.stringify(percent ?? null)}`, { hint: 'e.g. aion ramp <type> <version> 5, or 12.5' });
-}
-
-/** A registered version's sources as code threads take them. */
-function versionSourcesOf(registry: ModuleRegistryLike, version: string): [string, string][] {
-  const modules = registry.modules(version);
-  if (modules === undefined) throw new AionError('not_found', `package version ${version} is not registered`, { details: { version } });
-  return [...modules.values()].map((m) => [m.name, m.source] as [string, string]);
 }
 
 export type { PackageRow };

@@ -4,7 +4,7 @@
 // load's own limits (time and memory). The same code gives the same refusal as `load`.
 import { ModuleRegistry } from './registry.js';
 import { CodePool, defaultLimits, type PoolLimits } from './pool.js';
-import { verifyFailure, versionModules } from './sandbox.js';
+import { verifyFailure, versionSources } from './sandbox.js';
 
 export interface CheckedManifest {
   entry_module: string;
@@ -25,15 +25,23 @@ export async function checkPackageCode(
 ): Promise<void> {
   const registry = new ModuleRegistry();
   registry.register(version, modules);
-  const sources = [...versionModules(registry, version).values()].map((m) => [m.name, m.source] as [string, string]);
   const pool = new CodePool(
     { ...defaultLimits(), ...limits },
-    { names: () => sources.map(([name]) => name), source: (_version, name) => sources.find(([n]) => n === name)?.[1] },
+    { names: (v) => [...(registry.modules(v)?.keys() ?? [])], source: (v, name) => registry.modules(v)?.get(name)?.source },
   );
   try {
-    const problem = await pool.verify(version, sources, manifest.entry_module, manifest.entry_function, manifest.activities);
-    if (problem !== '') throw verifyFailure(manifest.entry_module, manifest.entry_function, problem);
+    await verifyVersion(pool, registry, version, manifest);
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * Verifies a registered version's entry in a workflow thread of `pool` (load, pack, inspect
+ * alike). Throws AionError('invalid_package') naming the problem; AionError('not_found') for
+ * a version the registry does not hold.
+ */
+export async function verifyVersion(pool: CodePool, registry: ModuleRegistry, version: string, manifest: CheckedManifest): Promise<void> {
+  const problem = await pool.verify(version, versionSources(registry, version), manifest.entry_module, manifest.entry_function, manifest.activities);
+  if (problem !== '') throw verifyFailure(manifest.entry_module, manifest.entry_function, problem);
 }

@@ -5,7 +5,9 @@
 
 import type { Activation, ErrorInfo, WorkflowEvent } from './history.js';
 import { CodeHost, type RunInit } from './host.js';
-import { versionModules, DEFAULT_ACTIVATION_TIMEOUT_MS } from './sandbox.js';
+import { versionSources, DEFAULT_ACTIVATION_TIMEOUT_MS } from './sandbox.js';
+
+export { versionSources };
 import type { ModuleRegistry } from './registry.js';
 import { escapeText } from '../escape.js';
 
@@ -36,10 +38,6 @@ export interface ReplayOptions {
   timeoutMs?: number;
 }
 
-/** The sources of a registered version, as a code host takes them. */
-export function versionSources(registry: ModuleRegistry, version: string): [string, string][] {
-  return [...versionModules(registry, version).values()].map((m) => [m.name, m.source] as [string, string]);
-}
 
 /**
  * Re-runs the workflow from the start against `history` (which must begin with its

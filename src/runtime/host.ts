@@ -18,9 +18,9 @@ import type { Activation, ErrorInfo, WorkflowCommand, WorkflowEvent } from './hi
 import { TERMINAL_EVENTS } from './history.js';
 import { PRELUDE_SOURCE, type HostBridge, type PreludeApi, type RunConfig } from './prelude.js';
 import { resolveSpecifier } from './resolve.js';
+import { WORKFLOW_ID_PATTERN } from '../ids.js';
 
-/** The workflow id rule (engine and sandbox check the same text). */
-export const WORKFLOW_ID_PATTERN = '^[\\x21-\\x7e]{1,200}$';
+export { WORKFLOW_ID_PATTERN };
 
 const PUMP = new vm.Script('__aion_pump__()', { filename: 'aion:pump' });
 let preludeScript: vm.Script | undefined;

@@ -2,10 +2,10 @@
 export * from './history.js';
 export { ModuleRegistry, HOST_MODULES, deployedName, type CompiledModule } from './registry.js';
 export { resolveSpecifier, isLogicalName, modulePath, type Resolution } from './resolve.js';
-export { verifyEntry, isSandboxPromise, DEFAULT_ACTIVATION_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from './sandbox.js';
+export { verifyEntry, versionSources, isSandboxPromise, DEFAULT_ACTIVATION_TIMEOUT_MS, DEFAULT_VERIFY_TIMEOUT_MS } from './sandbox.js';
 export { CodeHost, WORKFLOW_ID_PATTERN, type RunInit } from './host.js';
 export { CodePool, type PoolLimits, defaultLimits } from './pool.js';
-export { checkPackageCode, type CheckedManifest } from './check.js';
+export { checkPackageCode, verifyVersion, type CheckedManifest } from './check.js';
 export {
   replay,
   runActivity,

@@ -194,8 +194,6 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   }
   const slots = new SMap<string, Slot>();
   let current: Slot | undefined;
-  /** Activity mode: the clock and randomness are real. */
-  const realRandom = Math.random;
 
   // ---- globals: no Node APIs ever; determinism in workflow mode --------------------------------
 
@@ -292,8 +290,6 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
       }
     }
     defineProperty(dateProto, 'getTimezoneOffset', { value: function getTimezoneOffset() { return 0; }, writable: true, configurable: true });
-    const toISO = dateProto.toISOString;
-    const utcString = dateProto.toUTCString;
     const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
     const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
     const pad = (n: number, w = 2): string => apply(String.prototype.padStart, SString(n), [w, '0']) as string;
@@ -305,8 +301,6 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
     defineProperty(dateProto, 'toString', { value: function toString(this: any) { const s = dateString(this); return s === 'Invalid Date' ? s : `${s} ${timeString(this)}`; }, writable: true, configurable: true });
     defineProperty(dateProto, 'toDateString', { value: function toDateString(this: any) { return dateString(this); }, writable: true, configurable: true });
     defineProperty(dateProto, 'toTimeString', { value: function toTimeString(this: any) { return dateString(this) === 'Invalid Date' ? 'Invalid Date' : timeString(this); }, writable: true, configurable: true });
-    void toISO;
-    void utcString;
     replace('Date', DeterministicDate);
 
     const withDefaults = (locales: unknown, opts: unknown, date: boolean): [unknown, unknown] => {
@@ -416,7 +410,6 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
         host.activityDone(callId, false, errorInfoJson(error));
       }
     };
-    void realRandom;
   }
 
   function replace(name: string, value: unknown): void {

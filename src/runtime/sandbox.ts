@@ -21,6 +21,11 @@ export function versionModules(registry: ModuleRegistry, version: string): Reado
   return modules;
 }
 
+/** A registered version's sources, as code hosts and code threads take them (name, source). */
+export function versionSources(registry: ModuleRegistry, version: string): [string, string][] {
+  return [...versionModules(registry, version).values()].map((m) => [m.name, m.source] as [string, string]);
+}
+
 /** The refusal of a failed verification, naming the problem. */
 export function verifyFailure(entryModule: string, entryFunction: string, problem: string): AionError {
   return new AionError('invalid_package', problem, { details: { module: entryModule, entry_function: entryFunction } });
@@ -43,9 +48,9 @@ export function verifyEntry(
   declaredActivities: readonly string[],
   opts: { timeoutMs?: number } = {},
 ): void {
-  const modules = versionModules(registry, version);
+  const sources = versionSources(registry, version);
   const host = new CodeHost('workflow', { timeoutMs: opts.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS });
-  host.addVersion(version, [...modules.values()].map((m) => [m.name, m.source] as [string, string]));
+  host.addVersion(version, sources);
   const problem = host.verify(version, entryModule, entryFunction, declaredActivities);
   if (problem !== '') throw verifyFailure(entryModule, entryFunction, problem);
 }
