@@ -89,10 +89,15 @@ export function checkIdentifierField(value: unknown, file: string, field: string
   return value;
 }
 
+/** The largest `timeout_seconds`: one day. */
+export const MAX_TIMEOUT_SECONDS = 86_400;
+
 export function checkTimeoutField(value: unknown, file: string, field = 'timeout_seconds'): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
     throw fieldError(file, field, `must be an integer ≥ 1, got ${describe(value)}`);
   }
+  // It is also each activity call's time bound (contract, "Workflow code limits").
+  if (value > MAX_TIMEOUT_SECONDS) throw fieldError(file, field, `must be at most ${MAX_TIMEOUT_SECONDS} (one day), got ${value}`);
   return value;
 }
 

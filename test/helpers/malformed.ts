@@ -323,6 +323,7 @@ export function malformedArchives(): MalformedArchive[] {
     /manifest\.json: unsupported format_version 2 \(this aion supports format_version 1\)/,
   );
   add('manifest-bad-timeout', buildPackage({ manifest: (m) => void (m.timeout_seconds = 0) }), /manifest\.json: field 'timeout_seconds' must be an integer ≥ 1, got 0/);
+  add('manifest-timeout-over-a-day', buildPackage({ manifest: (m) => void (m.timeout_seconds = 86_401) }), /manifest\.json: field 'timeout_seconds' must be at most 86400 \(one day\), got 86401/);
   add('manifest-fractional-timeout', buildPackage({ manifest: (m) => void (m.timeout_seconds = 1.5) }), /field 'timeout_seconds' must be an integer/);
   add(
     'manifest-duplicate-activity',
