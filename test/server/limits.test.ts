@@ -262,6 +262,17 @@ describe('misbehaving user code fails only its own run, through aion serve', () 
 });
 
 describe('aion serve --max-resident', () => {
+  test('a bad --max-resident is a usage error, and no server starts', () => {
+    const state = path.join(work.dir, 'max-resident-bad');
+    for (const bad of ['0', '2.5', 'many', '99999999999']) {
+      const r = aion(['--state-dir', state, '--json', 'serve', '--max-resident', bad]);
+      assert.equal(r.code, 2, `--max-resident ${bad}: ${r.stdout}${r.stderr}`);
+      assert.equal(r.json.error.code, 'usage');
+      assert.match(r.json.error.message, /--max-resident needs a whole number/);
+      assert.doesNotMatch(r.stderr, /listening on/);
+    }
+  });
+
   test('with --max-resident 2, four parked runs are evicted and replayed as needed and each completes with its own result', { timeout: 60_000 }, async () => {
     const state = path.join(work.dir, 'max-resident');
     const s = ['--state-dir', state];
