@@ -285,7 +285,8 @@ export class CodeHost {
   }
 
   private createContext(): Context {
-    const context = vm.createContext(Object.create(null) as object, {
+    const store = Object.create(null) as object;
+    const context = vm.createContext(store, {
       name: `aion ${this.mode}`,
       microtaskMode: 'afterEvaluate',
       codeGeneration: { strings: false, wasm: false },
@@ -293,8 +294,8 @@ export class CodeHost {
     sandboxPromisePrototypes.add(vm.runInContext('Promise.prototype', context) as object);
     const bridge = this.bridge();
     preludeScript ??= new vm.Script(PRELUDE_SOURCE, { filename: 'aion:prelude' });
-    const init = preludeScript.runInContext(context) as (host: HostBridge, json: string) => PreludeApi;
-    const api = init(bridge, JSON.stringify({ mode: this.mode, workflowIdPattern: WORKFLOW_ID_PATTERN }));
+    const init = preludeScript.runInContext(context) as (host: HostBridge, json: string, store: object) => PreludeApi;
+    const api = init(bridge, JSON.stringify({ mode: this.mode, workflowIdPattern: WORKFLOW_ID_PATTERN }), store);
     const ctx: Context = { context, api };
     if (this.mode === 'workflow') this.pump(ctx, () => api.lockdown());
     return ctx;

@@ -79,9 +79,11 @@ export interface RunConfig {
   info: { workflowId: string; runId: string; workflowType: string; version: string };
 }
 
-export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
+export function prelude(host: HostBridge, optionsJson: string, store: object): PreludeApi {
   'use strict';
   const G: any = globalThis;
+  // \`store\`: the object behind the context's global (vm.createContext's argument, null
+  // prototype), where the string-keyed properties defined on the global land. Only counted here.
   // Every intrinsic the prelude uses is captured here, before any user code exists.
   const JSONparse = JSON.parse;
   const JSONstringify = JSON.stringify;
@@ -93,6 +95,7 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
   const getPrototypeOf = Object.getPrototypeOf;
   const freeze = Object.freeze;
   const isFrozen = Object.isFrozen;
+  const getOwnPropertySymbols = Object.getOwnPropertySymbols;
   const hasOwn = Object.hasOwn;
   const create = Object.create;
   const SPromise: PromiseConstructor = G.Promise;
@@ -575,12 +578,18 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
 
   /** The global object's own keys once the prelude is set up: the shared, frozen part. */
   let baseKeys: Set<PropertyKey> | undefined;
+  /** How many keys \`store\` and the global's symbols had then (base keys cannot be deleted). */
+  let baseStored = 0;
+  let baseSymbols = 0;
 
   /** Moves the user-defined globals off the global object, into the current run's slot (if any). */
   const leave = (): void => {
     const slot = current;
     current = undefined;
     if (baseKeys === undefined) return;
+    // The base keys are non-configurable, so equal counts mean no key of the run's is there:
+    // two cheap counts instead of listing the global's keys (slow through its interceptors).
+    if (ownKeys(store).length === baseStored && getOwnPropertySymbols(G).length === baseSymbols) return;
     const keys = ownKeys(G);
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
@@ -588,6 +597,78 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
       const descriptor = getOwnPropertyDescriptor(G, key);
       if (slot !== undefined && descriptor !== undefined) mset(slot.bag, key, descriptor);
       delete G[key];
+    }
+  };
+
+  /**
+   * Keeps the global object's shape the runs' own business: its prototype, its extensibility
+   * and non-configurable keys would outlive the run that set them, so changing the first two
+   * is refused (a TypeError) and a key defined on it is always configurable (deleted when the
+   * run leaves). Installed before the intrinsics are frozen; the prelude keeps the originals.
+   */
+  const guardGlobalShape = (): void => {
+    const SObject: any = G.Object;
+    const SReflect: any = G.Reflect;
+    const refuse = (what: string) => new STypeError(`workflow code cannot ${what} the global object: every run in this thread shares it`);
+    const install = (owner: object, name: string, value: (...args: any[]) => unknown): void => {
+      defineProperty(value, 'name', { value: name, configurable: true });
+      defineProperty(owner, name, { value, writable: true, enumerable: false, configurable: true });
+    };
+    const configurableCopy = (descriptor: any): any => {
+      const copy = create(null);
+      for (const field of ['value', 'writable', 'get', 'set', 'enumerable']) if (field in descriptor) copy[field] = descriptor[field];
+      copy.configurable = true;
+      return copy;
+    };
+    const isDescriptor = (d: unknown): boolean => d !== null && (typeof d === 'object' || typeof d === 'function');
+    const objectDefine = SObject.defineProperty;
+    const reflectDefine = SReflect.defineProperty;
+    const objectDefineAll = SObject.defineProperties;
+    install(SObject, 'defineProperty', function defineProperty(o: object, key: PropertyKey, d: PropertyDescriptor) {
+      return apply(objectDefine, SObject, [o, key, o === G && isDescriptor(d) ? configurableCopy(d) : d]);
+    });
+    install(SReflect, 'defineProperty', function defineProperty(o: object, key: PropertyKey, d: PropertyDescriptor) {
+      return apply(reflectDefine, SReflect, [o, key, o === G && isDescriptor(d) ? configurableCopy(d) : d]);
+    });
+    install(SObject, 'defineProperties', function defineProperties(o: object, all: PropertyDescriptorMap) {
+      if (o !== G || !isDescriptor(all)) return apply(objectDefineAll, SObject, [o, all]);
+      const copies = create(null);
+      for (const key of ownKeys(all)) {
+        const own = getOwnPropertyDescriptor(all, key);
+        if (own !== undefined && own.enumerable) copies[key] = isDescriptor(all[key as any]) ? configurableCopy(all[key as any]) : all[key as any];
+      }
+      return apply(objectDefineAll, SObject, [o, copies]);
+    });
+    for (const [owner, name, reflect] of [
+      [SObject, 'setPrototypeOf', false],
+      [SReflect, 'setPrototypeOf', true],
+      [SObject, 'preventExtensions', false],
+      [SReflect, 'preventExtensions', true],
+      [SObject, 'freeze', false],
+      [SObject, 'seal', false],
+    ] as const) {
+      const original = owner[name];
+      const what = name === 'setPrototypeOf' ? 'change the prototype of' : name === 'freeze' ? 'freeze' : name === 'seal' ? 'seal' : 'make non-extensible';
+      install(owner, name, function (this: unknown, ...args: unknown[]) {
+        if (args[0] === G) {
+          if (reflect) return false;
+          throw refuse(what);
+        }
+        return apply(original, owner, args);
+      });
+    }
+    const protoAccessor = getOwnPropertyDescriptor(SObject.prototype, '__proto__');
+    if (protoAccessor?.set !== undefined) {
+      const setProto = protoAccessor.set;
+      defineProperty(SObject.prototype, '__proto__', {
+        get: protoAccessor.get,
+        set: function (this: unknown, value: unknown) {
+          if (this === G) throw refuse('change the prototype of');
+          apply(setProto, this, [value]);
+        },
+        enumerable: protoAccessor.enumerable,
+        configurable: true,
+      });
     }
   };
 
@@ -619,6 +700,7 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
    * on an object that inherits from a frozen prototype works as it would elsewhere.
    */
   const lockdown = (): void => {
+    guardGlobalShape();
     const overridable = new SSet(['constructor', 'toString', 'valueOf', 'toLocaleString', 'name', 'message', 'toJSON', 'hasOwnProperty', 'then', 'catch', 'finally', 'stack']);
     const seen = new SSet<object>();
     const stack: object[] = [];
@@ -673,6 +755,8 @@ export function prelude(host: HostBridge, optionsJson: string): PreludeApi {
       }
     }
     baseKeys = new SSet(ownKeys(G));
+    baseStored = ownKeys(store).length;
+    baseSymbols = getOwnPropertySymbols(G).length;
   };
 
   return freeze({

@@ -202,4 +202,53 @@ test('two runs of one version never see each other\'s globals or module state', 
   }
 });
 
+test('a run that reshapes the global object (prototype, symbols, non-configurable keys, freeze) changes nothing for other runs', async () => {
+  // Each attack is tried by run `bad`; run `good` of the same version (same thread, same
+  // context) then reports what it sees and whether it can still define a global of its own.
+  const pkg = await project(`
+    const tried = (fn) => { try { fn(); return 'done'; } catch (e) { return 'refused: ' + e.name; } };
+    exports.run = async (ctx, input) => {
+      if (input === 'bad') {
+        const out = {
+          proto: tried(() => Object.setPrototypeOf(globalThis, { leakedProto: 1 })),
+          reflectProto: tried(() => { if (!Reflect.setPrototypeOf(globalThis, { leakedProto: 1 })) throw new TypeError('no'); }),
+          dunderProto: tried(() => { globalThis.__proto__ = { leakedProto: 1 }; }),
+          symbol: tried(() => { globalThis[Symbol.for('leak')] = 1; }),
+          fixed: tried(() => Object.defineProperty(globalThis, 'leakedFixed', { value: 1, configurable: false })),
+          preventExtensions: tried(() => Object.preventExtensions(globalThis)),
+          freeze: tried(() => Object.freeze(globalThis)),
+        };
+        await ctx.signal('go');
+        return out;
+      }
+      globalThis.mine = 'good';
+      return {
+        proto: typeof leakedProto,
+        symbol: typeof globalThis[Symbol.for('leak')],
+        fixed: typeof globalThis.leakedFixed,
+        extensible: Object.isExtensible(globalThis),
+        mine: globalThis.mine,
+      };
+    };`);
+  const { engine } = await openEngine(stateOf('reshape'));
+  try {
+    await engine.loadPackage({ path: pkg.path });
+    await engine.runs.start(pkg.type, 'bad', { workflowId: 'bad' });
+    const good = await engine.runs.start(pkg.type, 'good', { workflowId: 'good' });
+    assert.equal(good.status, 'completed');
+    assert.deepEqual((await engine.runs.show('good')).result, { proto: 'undefined', symbol: 'undefined', fixed: 'undefined', extensible: true, mine: 'good' });
+    await engine.runs.signal('bad', 'go', null);
+    const bad = await engine.runs.show('bad');
+    assert.equal(bad.status, 'completed', JSON.stringify(bad));
+    // Reshaping the shared global object is refused with a TypeError (the run sees why); a
+    // symbol-keyed or "non-configurable" global is the run's own, like any other global.
+    const result = bad.result as Record<string, string>;
+    for (const key of ['proto', 'reflectProto', 'dunderProto', 'preventExtensions', 'freeze']) assert.equal(result[key], 'refused: TypeError', key);
+    assert.equal(result.symbol, 'done');
+    assert.equal(result.fixed, 'done');
+  } finally {
+    await engine.close();
+  }
+});
+
 test('cleanup', () => work.cleanup());
