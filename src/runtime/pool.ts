@@ -251,6 +251,94 @@ class Lane {
   }
 }
 
+type Watch =
+  | { kind: 'deadline'; thread: Thread; boundMs: number; at: number }
+  | { kind: 'progress'; thread: Thread; boundMs: number; growth: number; last: number; since: number | undefined; sinceWall: number; rss: number; extensions: number };
+
+/**
+ * One timer for every request in flight (a timer per request cost more than a quick step):
+ * it ticks at a quarter of the smallest progress bound (a twentieth of a deadline) while
+ * anything is watched, and stops at the first tick that finds nothing. Kills a thread that
+ * outlives its watch; never throws.
+ */
+class Watchdog {
+  private readonly watches = new Set<Watch>();
+  private timer: NodeJS.Timeout | undefined;
+  private tickMs = Infinity;
+
+  /** Kills `thread` ('time') once `boundMs` of wall time have passed. */
+  deadline(thread: Thread, boundMs: number): Watch {
+    return this.add({ kind: 'deadline', thread, boundMs, at: Date.now() + boundMs }, Math.max(5, Math.floor(boundMs / 20)));
+  }
+
+  /**
+   * Kills `thread` ('time') when it makes no step for `boundMs` of its CPU time where that can
+   * be read (else wall time), with a wall-time backstop of three bounds. A step filling its heap
+   * may be slow to die of it (the collector thrashes near the limit): while the process grows by
+   * `growth` bytes, the step gets one more bound, so a heap overflow is reported as one.
+   */
+  progress(thread: Thread, boundMs: number, growth: number): Watch {
+    // Nothing is read when the step is quick (most are): the clocks start at the first tick
+    // that sees no progress.
+    return this.add({ kind: 'progress', thread, boundMs, growth, last: Atomics.load(thread.progress, 0), since: undefined, sinceWall: 0, rss: 0, extensions: 0 }, Math.max(5, Math.floor(boundMs / 4)));
+  }
+
+  remove(watch: Watch): void {
+    this.watches.delete(watch);
+  }
+
+  private add(watch: Watch, tickMs: number): Watch {
+    this.watches.add(watch);
+    if (this.timer === undefined || tickMs < this.tickMs) {
+      if (this.timer !== undefined) clearInterval(this.timer);
+      this.tickMs = tickMs;
+      this.timer = setInterval(() => this.check(), tickMs);
+      this.timer.unref();
+    }
+    return watch;
+  }
+
+  private check(): void {
+    if (this.watches.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+      this.tickMs = Infinity;
+      return;
+    }
+    for (const w of this.watches) {
+      if (w.kind === 'deadline') {
+        if (Date.now() >= w.at) this.expire(w);
+        continue;
+      }
+      const clock = () => w.thread.cpuMs() ?? Date.now();
+      const now = Atomics.load(w.thread.progress, 0);
+      if (now !== w.last || w.since === undefined) {
+        w.last = now;
+        w.since = clock();
+        w.sinceWall = Date.now();
+        w.rss = process.memoryUsage.rss();
+      } else if (Date.now() - w.sinceWall >= 3 * w.boundMs || clock() - w.since >= w.boundMs) {
+        // The bound on CPU time, or the backstop: three bounds of wall time whatever the CPU
+        // clock says (a collector working on other threads, a thread starved of CPU). Either
+        // gives way once to a heap that is filling up.
+        const grown = process.memoryUsage.rss() - w.rss;
+        if (grown > w.growth && w.extensions++ < 1) {
+          w.since = clock();
+          w.sinceWall = Date.now();
+          w.rss += grown;
+          continue;
+        }
+        this.expire(w);
+      }
+    }
+  }
+
+  private expire(w: Watch): void {
+    this.watches.delete(w);
+    void w.thread.kill('time');
+  }
+}
+
 /** A lane whose request has run this long counts as stalled: new runs go to another lane. */
 const STALLED_MS = 50;
 
@@ -262,6 +350,7 @@ export class CodePool {
   private readonly all = new Set<Thread>();
   private readonly waiting: Array<(thread: Thread) => void> = [];
   private readonly isolated = new Set<Thread>();
+  private readonly watchdog = new Watchdog();
   private closed = false;
 
   constructor(
@@ -422,48 +511,11 @@ export class CodePool {
    */
   private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
     await thread.ready;
-    // The bound is on the thread's CPU time where it can be read (else wall time), with a
-    // wall-time backstop of three bounds.
-    const clock = () => thread.cpuMs() ?? Date.now();
-    // Nothing is read when the step is quick (most are): the clocks start at the first tick
-    // that sees no progress.
-    let last = Atomics.load(thread.progress, 0);
-    let since: number | undefined;
-    let sinceWall = 0;
-    // A step filling its heap may be slow to die of it (the collector thrashes near the limit):
-    // while the process grows by half the thread's heap limit, the step gets one more bound,
-    // so that a heap overflow is reported as one rather than as a time bound.
-    let rss = 0;
-    let extensions = 0;
-    const growth = (this.limits.workflowMemoryMb * 1024 * 1024) / 2;
-    const tick = Math.max(5, Math.floor(boundMs / 4));
-    const timer = setInterval(() => {
-      const now = Atomics.load(thread.progress, 0);
-      if (now !== last || since === undefined) {
-        last = now;
-        since = clock();
-        sinceWall = Date.now();
-        rss = process.memoryUsage.rss();
-      } else if (Date.now() - sinceWall >= 3 * boundMs) {
-        // The backstop: three bounds of wall time, whatever the CPU clock says (a collector
-        // working on other threads, a thread starved of CPU).
-        clearInterval(timer);
-        void thread.kill('time');
-      } else if (clock() - since >= boundMs) {
-        const grown = process.memoryUsage.rss() - rss;
-        if (grown > growth && extensions++ < 1) {
-          since = clock();
-          rss += grown;
-          return;
-        }
-        clearInterval(timer);
-        void thread.kill('time');
-      }
-    }, tick);
+    const watch = this.watchdog.progress(thread, boundMs, (this.limits.workflowMemoryMb * 1024 * 1024) / 2);
     try {
       return await thread.request(make);
     } finally {
-      clearInterval(timer);
+      this.watchdog.remove(watch);
     }
   }
 
@@ -513,9 +565,9 @@ export class CodePool {
     const thread = await this.acquire();
     try {
       await this.withVersion(thread, version);
-      const timer = setTimeout(() => void thread.kill('time'), timeoutMs);
+      const watch = this.watchdog.deadline(thread, timeoutMs);
       const reply = await thread.request((id) => ({ t: 'activity', id, version, entry, name, input }), log);
-      clearTimeout(timer);
+      this.watchdog.remove(watch);
       if (reply.outcome !== undefined) return reply.outcome;
       return { ok: false, error: limitError(thread.dead, `activity '${name}'`, thread.dead === 'time' ? timeoutMs : this.limits.activityMemoryMb, reply.failure) };
     } finally {
