@@ -52,7 +52,9 @@ function settings(quick: boolean): Settings {
     seeded: { runs: 100_000, active: 10_000 },
     big: { modules: 2000, inflatedBytes: 66 * 1024 * 1024 },
     linear: quick ? { long: 200, short: 20, reps: 3 } : { long: 1000, short: 100, reps: 3 },
-    stepCost: quick ? { steps: 100, reps: 3 } : { steps: 200, reps: 5 },
+    // Long enough to measure the steady state (a 100-step run is mostly JIT warm-up), as the
+    // baseline, warm after five batches, is measured.
+    stepCost: quick ? { steps: 500, reps: 3 } : { steps: 1000, reps: 5 },
     parked: { runs: quick ? 2000 : 10_000 },
   };
 }
