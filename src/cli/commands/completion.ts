@@ -2,7 +2,7 @@
 // `aion __complete` for candidates at completion time, so workflow types, version prefixes
 // and workflow ids come from the state directory as it is when you press TAB.
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { usageError } from '../output.js';
 import type { Register } from './index.js';
 
@@ -44,6 +44,17 @@ complete -c aion -f -a '(__aion_complete)'
 `,
 };
 
+export interface CompletionOptions {
+  shell: string;
+}
+
+export async function runCompletion(ctx: CommandContext, opts: CompletionOptions): Promise<void> {
+  const script = Object.hasOwn(SCRIPTS, opts.shell) ? SCRIPTS[opts.shell] : undefined;
+  if (!script) throw usageError(`unknown shell '${opts.shell}': expected bash, zsh or fish`, 'aion completion bash');
+  if (ctx.out.json) ctx.out.result({ shell: opts.shell, script }, () => '');
+  else ctx.out.streams.stdout.write(script);
+}
+
 export const registerCompletion: Register = (program: Command, streams) => {
   program
     .command('completion')
@@ -63,11 +74,6 @@ Examples:
   $ eval "$(aion completion zsh)"           # in ~/.zshrc, after compinit`,
     )
     .action(
-      action(async (ctx, shell: string) => {
-        const script = SCRIPTS[shell];
-        if (!script) throw usageError(`unknown shell '${shell}': expected bash, zsh or fish`, 'aion completion bash');
-        if (ctx.out.json) ctx.out.result({ shell, script }, () => '');
-        else ctx.out.streams.stdout.write(script);
-      }, streams),
+      action(async (ctx, shell: string) => runCompletion(ctx, { shell }), streams),
     );
 };
