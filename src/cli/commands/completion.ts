@@ -33,7 +33,9 @@ if (( $+functions[compdef] )); then compdef _aion aion; fi
 # (or save it as ~/.config/fish/completions/aion.fish)
 function __aion_complete
     set -l before (commandline -opc)
-    set -l out (aion __complete -- $before[2..-1] (commandline -ct | string collect --allow-empty) 2>/dev/null)
+    # "$current": exactly one word, empty at a fresh argument.
+    set -l current (commandline -ct)
+    set -l out (aion __complete -- $before[2..-1] "$current" 2>/dev/null)
     if test (count $out) -gt 0
         printf '%s\\n' $out
     else
