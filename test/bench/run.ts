@@ -110,7 +110,7 @@ async function coldStart(s: Settings, work: string): Promise<Figure[]> {
       baseline: 'node -e 0',
       unit: 'ms',
       samples: { subject: r.a, baseline: r.b },
-      target: { op: '<=', ratio: 2.0 },
+      target: { op: '<=', ratio: 1.5 },
     }),
   ];
 }

@@ -1,50 +1,10 @@
 // Fake terminal streams for in-process CLI runs and ink views: a writable that records what is
 // written and says it is a terminal (or not), and a keyboard stdin that ink can put in raw mode.
-import { PassThrough, Writable } from 'node:stream';
 import { runCli } from '../../src/cli/program.js';
 import type { Streams } from '../../src/cli/output.js';
+import { FakeKeyboard, FakeStream } from '../helpers/inprocess.js';
 
-export class FakeStream extends Writable {
-  chunks: string[] = [];
-  isTTY: boolean;
-  columns: number;
-  rows: number;
-
-  constructor(options: { tty: boolean; columns?: number; rows?: number }) {
-    super({ decodeStrings: false });
-    this.isTTY = options.tty;
-    this.columns = options.columns ?? 120;
-    this.rows = options.rows ?? 40;
-  }
-
-  override _write(chunk: unknown, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.chunks.push(typeof chunk === 'string' ? chunk : String(chunk));
-    callback();
-  }
-
-  get text(): string {
-    return this.chunks.join('');
-  }
-}
-
-/** A stdin that looks like a terminal keyboard; `press('q')` types a key. */
-export class FakeKeyboard extends PassThrough {
-  isTTY = true;
-  rawMode = false;
-  setRawMode(on: boolean): this {
-    this.rawMode = on;
-    return this;
-  }
-  ref(): this {
-    return this;
-  }
-  unref(): this {
-    return this;
-  }
-  press(key: string): void {
-    this.write(key);
-  }
-}
+export { FakeKeyboard, FakeStream };
 
 export interface Terminal extends Streams {
   stdout: FakeStream;

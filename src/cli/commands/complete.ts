@@ -112,6 +112,29 @@ function stateData(words: string[]): CompletionData {
   };
 }
 
+export interface CompleteOptions {
+  /** The command line after `aion`; the last word is the one being completed. */
+  words: string[];
+  /** Where types, versions and ids come from (default: the state directory `words` names). */
+  data?: CompletionData;
+}
+
+/**
+ * Writes the candidates, one per line. Takes streams rather than a CommandContext: it has no
+ * global options to resolve and never reports an error (no candidates instead).
+ */
+export async function runComplete(streams: Streams, opts: CompleteOptions): Promise<void> {
+  try {
+    const { buildProgram } = await import('../program.js');
+    const full = await buildProgram(streams);
+    const words = opts.words.length === 0 ? [''] : opts.words;
+    const list = await candidates(full, words, opts.data ?? stateData(words));
+    if (list.length > 0) streams.stdout.write(list.join('\n') + '\n');
+  } catch {
+    // No candidates: the shell completes file names instead.
+  }
+}
+
 export const registerComplete: Register = (program: Command, streams: Streams) => {
   program
     .command('__complete', { hidden: true })
@@ -119,14 +142,5 @@ export const registerComplete: Register = (program: Command, streams: Streams) =
     .argument('[words...]', 'the command line after aion; the last word is being completed')
     .allowUnknownOption(true)
     .helpOption(false)
-    .action(async (words: string[] = []) => {
-      try {
-        const { buildProgram } = await import('../program.js');
-        const full = await buildProgram(streams);
-        const list = await candidates(full, words.length === 0 ? [''] : words, stateData(words));
-        if (list.length > 0) streams.stdout.write(list.join('\n') + '\n');
-      } catch {
-        // No candidates: the shell completes file names instead.
-      }
-    });
+    .action(async (words: string[] = []) => runComplete(streams, { words }));
 };

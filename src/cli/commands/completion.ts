@@ -2,7 +2,7 @@
 // `aion __complete` for candidates at completion time, so workflow types, version prefixes
 // and workflow ids come from the state directory as it is when you press TAB.
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { usageError } from '../output.js';
 import type { Register } from './index.js';
 
@@ -33,7 +33,9 @@ if (( $+functions[compdef] )); then compdef _aion aion; fi
 # (or save it as ~/.config/fish/completions/aion.fish)
 function __aion_complete
     set -l before (commandline -opc)
-    set -l out (aion __complete -- $before[2..-1] (commandline -ct | string collect --allow-empty) 2>/dev/null)
+    # "$current": exactly one word, empty at a fresh argument.
+    set -l current (commandline -ct)
+    set -l out (aion __complete -- $before[2..-1] "$current" 2>/dev/null)
     if test (count $out) -gt 0
         printf '%s\\n' $out
     else
@@ -43,6 +45,17 @@ end
 complete -c aion -f -a '(__aion_complete)'
 `,
 };
+
+export interface CompletionOptions {
+  shell: string;
+}
+
+export async function runCompletion(ctx: CommandContext, opts: CompletionOptions): Promise<void> {
+  const script = Object.hasOwn(SCRIPTS, opts.shell) ? SCRIPTS[opts.shell] : undefined;
+  if (!script) throw usageError(`unknown shell '${opts.shell}': expected bash, zsh or fish`, 'aion completion bash');
+  if (ctx.out.json) ctx.out.result({ shell: opts.shell, script }, () => '');
+  else ctx.out.streams.stdout.write(script);
+}
 
 export const registerCompletion: Register = (program: Command, streams) => {
   program
@@ -63,11 +76,6 @@ Examples:
   $ eval "$(aion completion zsh)"           # in ~/.zshrc, after compinit`,
     )
     .action(
-      action(async (ctx, shell: string) => {
-        const script = SCRIPTS[shell];
-        if (!script) throw usageError(`unknown shell '${shell}': expected bash, zsh or fish`, 'aion completion bash');
-        if (ctx.out.json) ctx.out.result({ shell, script }, () => '');
-        else ctx.out.streams.stdout.write(script);
-      }, streams),
+      action(async (ctx, shell: string) => runCompletion(ctx, { shell }), streams),
     );
 };

@@ -1,8 +1,67 @@
 // aion doctor [--repair]
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { escapeText } from '../render.js';
 import type { Register } from './index.js';
+
+export interface DoctorOptions {
+  repair?: boolean;
+}
+
+/** Prints the report; exit 10 (through process.exitCode) when a problem remains. */
+export async function runDoctor(ctx: CommandContext, opts: DoctorOptions): Promise<void> {
+  const [{ Store }, { diagnose }, { AionError }] = await Promise.all([
+    import('../../store/store.js'),
+    import('../../engine/doctor.js'),
+    import('../../errors.js'),
+  ]);
+  const { describeWait } = await import('../../store/holder.js');
+  const store = await Store.open(ctx.globals.stateDir, {
+    create: false,
+    // Nothing there is nothing damaged: doctor reports ok (it is not a read of state).
+    missingOk: true,
+    lockTimeoutMs: ctx.globals.lockTimeoutMs,
+    command: `aion doctor${opts.repair ? ' --repair' : ''}`,
+    onWait: (holder, position) =>
+      ctx.out.notice(describeWait(ctx.globals.stateDir, ctx.globals.lockTimeoutMs, holder, position)),
+    // Only a server that answers refuses doctor at once; a holder file left by a killed
+    // server is stale, and doctor waits for the lock as every other command does.
+    whileWaiting: async (holder) => {
+      if (!holder?.socket) return;
+      const { serverAnswers } = await import('../../client/remote.js');
+      if (await serverAnswers(ctx.globals.stateDir, holder)) {
+        throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
+          details: { state_dir: ctx.globals.stateDir, holder },
+          hint: `stop it first (kill -TERM ${holder.pid}), then run aion doctor`,
+        });
+      }
+    },
+  });
+  let report;
+  try {
+    report = await diagnose(store, { repair: Boolean(opts.repair) });
+  } finally {
+    await store.close();
+  }
+  const { c } = ctx.out;
+  const repaired = new Set(report.repaired);
+  ctx.out.result(report, () => {
+    if (report.problems.length === 0) return `${c.green('ok')}: no problems found in ${ctx.globals.stateDir}`;
+    const lines = report.problems.map((p) => {
+      const tag = repaired.has(p) ? c.green('repaired') : p.repairable ? c.yellow('repairable') : c.red('not repairable');
+      return `${tag}  ${c.bold(p.kind)} ${c.dim(p.key)}\n    ${escapeText(p.message)}`;
+    });
+    const left = report.problems.length - report.repaired.length;
+    const repairable = report.problems.filter((p) => p.repairable && !repaired.has(p)).length;
+    lines.push(
+      left === 0
+        ? `${c.green('ok')}: ${report.repaired.length} problem(s) repaired`
+        : `${left} problem(s) remain${repairable > 0 ? `; ${repairable} can be repaired with: aion doctor --repair` : ''}`,
+    );
+    return lines.join('\n');
+  });
+  if (!report.ok) process.exitCode = 10;
+}
 
 export const registerDoctor: Register = (program: Command, streams) => {
   program
@@ -26,58 +85,6 @@ Examples:
   $ aion doctor --repair`,
     )
     .action(
-      action(async (ctx, opts: { repair?: boolean }) => {
-        const [{ Store }, { diagnose }, { AionError }] = await Promise.all([
-          import('../../store/store.js'),
-          import('../../engine/doctor.js'),
-          import('../../errors.js'),
-        ]);
-        const { describeWait } = await import('../../store/holder.js');
-        const store = await Store.open(ctx.globals.stateDir, {
-          create: false,
-          // Nothing there is nothing damaged: doctor reports ok (it is not a read of state).
-          missingOk: true,
-          lockTimeoutMs: ctx.globals.lockTimeoutMs,
-          command: `aion doctor${opts.repair ? ' --repair' : ''}`,
-          onWait: (holder, position) =>
-            ctx.out.notice(describeWait(ctx.globals.stateDir, ctx.globals.lockTimeoutMs, holder, position)),
-          // Only a server that answers refuses doctor at once; a holder file left by a killed
-          // server is stale, and doctor waits for the lock as every other command does.
-          whileWaiting: async (holder) => {
-            if (!holder?.socket) return;
-            const { serverAnswers } = await import('../../client/remote.js');
-            if (await serverAnswers(ctx.globals.stateDir, holder)) {
-              throw new AionError('state_busy', `state directory ${ctx.globals.stateDir} is served by aion serve (pid ${holder.pid}); doctor needs it to itself`, {
-                details: { state_dir: ctx.globals.stateDir, holder },
-                hint: `stop it first (kill -TERM ${holder.pid}), then run aion doctor`,
-              });
-            }
-          },
-        });
-        let report;
-        try {
-          report = await diagnose(store, { repair: Boolean(opts.repair) });
-        } finally {
-          await store.close();
-        }
-        const { c } = ctx.out;
-        const repaired = new Set(report.repaired);
-        ctx.out.result(report, () => {
-          if (report.problems.length === 0) return `${c.green('ok')}: no problems found in ${ctx.globals.stateDir}`;
-          const lines = report.problems.map((p) => {
-            const tag = repaired.has(p) ? c.green('repaired') : p.repairable ? c.yellow('repairable') : c.red('not repairable');
-            return `${tag}  ${c.bold(p.kind)} ${c.dim(p.key)}\n    ${escapeText(p.message)}`;
-          });
-          const left = report.problems.length - report.repaired.length;
-          const repairable = report.problems.filter((p) => p.repairable && !repaired.has(p)).length;
-          lines.push(
-            left === 0
-              ? `${c.green('ok')}: ${report.repaired.length} problem(s) repaired`
-              : `${left} problem(s) remain${repairable > 0 ? `; ${repairable} can be repaired with: aion doctor --repair` : ''}`,
-          );
-          return lines.join('\n');
-        });
-        if (!report.ok) process.exitCode = 10;
-      }, streams),
+      action(async (ctx, opts: DoctorOptions) => runDoctor(ctx, opts), streams),
     );
 };

@@ -1,6 +1,6 @@
 // aion history [workflow_type] [--limit N]
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
 import { usageError, type Output } from '../output.js';
 import { shortVersion, table, when } from '../render.js';
@@ -16,6 +16,39 @@ export function parseLimit(text: string | undefined): number | undefined {
   const n = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1) throw usageError(`--limit must be a whole number ≥ 1, got '${text}'`);
   return n;
+}
+
+export interface HistoryOptions {
+  workflowType?: string;
+  /** As typed: a whole number ≥ 1. */
+  limit?: string;
+}
+
+export async function runHistory(ctx: CommandContext, opts: HistoryOptions): Promise<void> {
+  const { workflowType } = opts;
+  const limit = parseLimit(opts.limit);
+  const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history({ workflow_type: workflowType, limit }));
+  const { out } = ctx;
+  const { c } = out;
+  out.result({ history }, () => {
+    if (history.length === 0) {
+      return out.isTTY ? c.dim(workflowType ? `no deploy history for '${workflowType}'` : 'no deploy history yet (aion load <archive>)') : '';
+    }
+    const none = out.isTTY ? c.dim('-') : '-';
+    return table(
+      out,
+      ['TIME', 'USER', 'OPERATION', 'TYPE', 'VERSION', 'PREVIOUS', 'MESSAGE'],
+      history.map((r) => [
+        when(out, r.at),
+        r.user,
+        operationText(out, r.operation) + (r.operation === 'ramp' ? ` ${r.ramp ? `${r.ramp.percent}%` : 'cleared'}` : r.routed === false ? ' (no route)' : ''),
+        r.workflow_type,
+        c.cyan(shortVersion(out, r.version)),
+        r.previous ? shortVersion(out, r.previous) : none,
+        r.message ?? '',
+      ]),
+    );
+  });
 }
 
 export const registerHistory: Register = (program: Command, streams) => {
@@ -40,30 +73,6 @@ Examples:
   $ aion history hello --json | jq -r '.history[-1].previous'`,
     )
     .action(
-      action(async (ctx, workflowType: string | undefined, opts: { limit?: string }) => {
-        const limit = parseLimit(opts.limit);
-        const history = await withClient(ctx, { write: false, command: 'history' }, (client) => client.history({ workflow_type: workflowType, limit }));
-        const { out } = ctx;
-        const { c } = out;
-        out.result({ history }, () => {
-          if (history.length === 0) {
-            return out.isTTY ? c.dim(workflowType ? `no deploy history for '${workflowType}'` : 'no deploy history yet (aion load <archive>)') : '';
-          }
-          const none = out.isTTY ? c.dim('-') : '-';
-          return table(
-            out,
-            ['TIME', 'USER', 'OPERATION', 'TYPE', 'VERSION', 'PREVIOUS', 'MESSAGE'],
-            history.map((r) => [
-              when(out, r.at),
-              r.user,
-              operationText(out, r.operation) + (r.operation === 'ramp' ? ` ${r.ramp ? `${r.ramp.percent}%` : 'cleared'}` : r.routed === false ? ' (no route)' : ''),
-              r.workflow_type,
-              c.cyan(shortVersion(out, r.version)),
-              r.previous ? shortVersion(out, r.previous) : none,
-              r.message ?? '',
-            ]),
-          );
-        });
-      }, streams),
+      action(async (ctx, workflowType: string | undefined, opts: Omit<HistoryOptions, 'workflowType'>) => runHistory(ctx, { workflowType, ...opts }), streams),
     );
 };

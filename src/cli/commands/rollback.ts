@@ -1,9 +1,32 @@
 // aion rollback <workflow_type> [-m text] [--dry-run]
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
 import { shortVersion } from '../render.js';
 import type { Register } from './index.js';
+
+export interface RollbackOptions {
+  workflowType: string;
+  /** Recorded in the deploy history (default: "rollback"). */
+  message?: string;
+  dryRun?: boolean;
+}
+
+export async function runRollback(ctx: CommandContext, opts: RollbackOptions): Promise<void> {
+  const { workflowType } = opts;
+  const result = await withClient(ctx, { write: false, command: `rollback ${workflowType}` }, (client) =>
+    client.rollback({ workflow_type: workflowType, message: opts.message, dry_run: opts.dryRun }),
+  );
+  const { out } = ctx;
+  const { c } = out;
+  out.result({ ...result, ...(opts.dryRun ? { dry_run: true } : {}) }, () => {
+    const v = c.cyan(shortVersion(out, result.version));
+    const was = result.previous ? ` ${c.dim(`(was ${shortVersion(out, result.previous)})`)}` : '';
+    return opts.dryRun
+      ? `would roll back: route ${result.workflow_type} → ${v}${was} (dry run, nothing changed)`
+      : `${c.green('rolled back')} ${result.workflow_type} → ${v}${was}`;
+  });
+}
 
 export const registerRollback: Register = (program: Command, streams) => {
   program
@@ -28,19 +51,6 @@ Examples:
   $ aion rollback order -m "v7 double-charges; back to v6"`,
     )
     .action(
-      action(async (ctx, workflowType: string, opts: { message?: string; dryRun?: boolean }) => {
-        const result = await withClient(ctx, { write: false, command: `rollback ${workflowType}` }, (client) =>
-          client.rollback({ workflow_type: workflowType, message: opts.message, dry_run: opts.dryRun }),
-        );
-        const { out } = ctx;
-        const { c } = out;
-        out.result({ ...result, ...(opts.dryRun ? { dry_run: true } : {}) }, () => {
-          const v = c.cyan(shortVersion(out, result.version));
-          const was = result.previous ? ` ${c.dim(`(was ${shortVersion(out, result.previous)})`)}` : '';
-          return opts.dryRun
-            ? `would roll back: route ${result.workflow_type} → ${v}${was} (dry run, nothing changed)`
-            : `${c.green('rolled back')} ${result.workflow_type} → ${v}${was}`;
-        });
-      }, streams),
+      action(async (ctx, workflowType: string, opts: Omit<RollbackOptions, 'workflowType'>) => runRollback(ctx, { workflowType, ...opts }), streams),
     );
 };

@@ -1,6 +1,6 @@
 // aion runs [--type T] [--version V] [--status S]
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
 import { usageError } from '../output.js';
 import { shortVersion, table, when } from '../render.js';
@@ -8,6 +8,29 @@ import { statusText } from './show.js';
 import type { Register } from './index.js';
 
 const STATUSES = ['running', 'completed', 'failed', 'terminated', 'continued_as_new'];
+
+export interface RunsOptions {
+  type?: string;
+  /** A version or a prefix of one. */
+  version?: string;
+  status?: string;
+}
+
+export async function runRuns(ctx: CommandContext, opts: RunsOptions): Promise<void> {
+  if (opts.status !== undefined && !STATUSES.includes(opts.status)) {
+    throw usageError(`unknown status '${opts.status}': expected one of ${STATUSES.join(', ')}`);
+  }
+  const filter = { type: opts.type, version: opts.version, status: opts.status };
+  const runs = await withClient(ctx, { write: false, command: 'runs' }, (client) => client.runs(filter));
+  ctx.out.result({ runs }, () => {
+    if (runs.length === 0) return ctx.out.isTTY ? ctx.out.c.dim('no runs') : '';
+    return table(
+      ctx.out,
+      ['WORKFLOW ID', 'TYPE', 'VERSION', 'STATUS', 'STARTED', 'UPDATED'],
+      runs.map((r) => [r.workflow_id, r.workflow_type, ctx.out.c.cyan(shortVersion(ctx.out, r.version)), statusText(ctx.out, r.status), when(ctx.out, r.started_at), when(ctx.out, r.updated_at)]),
+    );
+  });
+}
 
 export const registerRuns: Register = (program: Command, streams) => {
   program
@@ -29,19 +52,6 @@ Examples:
   $ aion runs --type approval --version 3f2a9c --json`,
     )
     .action(
-      action(async (ctx, opts: { type?: string; version?: string; status?: string }) => {
-        if (opts.status !== undefined && !STATUSES.includes(opts.status)) {
-          throw usageError(`unknown status '${opts.status}': expected one of ${STATUSES.join(', ')}`);
-        }
-        const runs = await withClient(ctx, { write: false, command: 'runs' }, (client) => client.runs(opts));
-        ctx.out.result({ runs }, () => {
-          if (runs.length === 0) return ctx.out.isTTY ? ctx.out.c.dim('no runs') : '';
-          return table(
-            ctx.out,
-            ['WORKFLOW ID', 'TYPE', 'VERSION', 'STATUS', 'STARTED', 'UPDATED'],
-            runs.map((r) => [r.workflow_id, r.workflow_type, ctx.out.c.cyan(shortVersion(ctx.out, r.version)), statusText(ctx.out, r.status), when(ctx.out, r.started_at), when(ctx.out, r.updated_at)]),
-          );
-        });
-      }, streams),
+      action(async (ctx, opts: RunsOptions) => runRuns(ctx, opts), streams),
     );
 };

@@ -1,6 +1,6 @@
 // aion show <workflow_id>
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
 import type { Output } from '../output.js';
 import type { RunDetail } from '../../engine/types.js';
@@ -36,6 +36,35 @@ export function outcomeText(out: Output, run: Pick<RunDetail, 'status' | 'result
   return '';
 }
 
+export interface ShowOptions {
+  workflowId: string;
+}
+
+export async function runShow(ctx: CommandContext, opts: ShowOptions): Promise<void> {
+  const { workflowId } = opts;
+  const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show({ workflow_id: workflowId }));
+  const { c } = ctx.out;
+  ctx.out.result(run, () => {
+    const lines = [
+      `${c.bold(run.workflow_id)}  ${statusText(ctx.out, run.status)}`,
+      `  type     ${escapeText(run.workflow_type)}`,
+      `  version  ${c.cyan(shortVersion(ctx.out, run.version))}`,
+      `  run      ${escapeText(run.run_id)}`,
+      `  started  ${when(ctx.out, run.started_at)}`,
+      `  updated  ${when(ctx.out, run.updated_at)}`,
+    ];
+    if (run.status === 'completed') lines.push(`  result   ${JSON.stringify(run.result)}`);
+    if (run.error) lines.push(`  error    ${c.red(run.error.message)}`);
+    lines.push('  history');
+    for (const [i, e] of (run.history as { type: string; at: number }[]).entries()) {
+      const { type, at, ...rest } = e;
+      const detail = JSON.stringify(rest);
+      lines.push(`    ${String(i + 1).padStart(3)}  ${c.dim(new Date(at).toISOString())}  ${escapeText(type)}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
+    }
+    return lines.join('\n');
+  });
+}
+
 export const registerShow: Register = (program: Command, streams) => {
   program
     .command('show')
@@ -53,28 +82,6 @@ Examples:
   $ aion show order-42 --json | jq '.history[] | .type'`,
     )
     .action(
-      action(async (ctx, workflowId: string) => {
-        const run = await withClient(ctx, { write: false, command: `show ${workflowId}` }, (client) => client.show({ workflow_id: workflowId }));
-        const { c } = ctx.out;
-        ctx.out.result(run, () => {
-          const lines = [
-            `${c.bold(run.workflow_id)}  ${statusText(ctx.out, run.status)}`,
-            `  type     ${escapeText(run.workflow_type)}`,
-            `  version  ${c.cyan(shortVersion(ctx.out, run.version))}`,
-            `  run      ${escapeText(run.run_id)}`,
-            `  started  ${when(ctx.out, run.started_at)}`,
-            `  updated  ${when(ctx.out, run.updated_at)}`,
-          ];
-          if (run.status === 'completed') lines.push(`  result   ${JSON.stringify(run.result)}`);
-          if (run.error) lines.push(`  error    ${c.red(run.error.message)}`);
-          lines.push('  history');
-          for (const [i, e] of (run.history as { type: string; at: number }[]).entries()) {
-            const { type, at, ...rest } = e;
-            const detail = JSON.stringify(rest);
-            lines.push(`    ${String(i + 1).padStart(3)}  ${c.dim(new Date(at).toISOString())}  ${escapeText(type)}${detail === '{}' ? '' : ' ' + c.dim(detail)}`);
-          }
-          return lines.join('\n');
-        });
-      }, streams),
+      action(async (ctx, workflowId: string) => runShow(ctx, { workflowId }), streams),
     );
 };
