@@ -106,6 +106,12 @@ export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = 
   if (!modules.has(manifest.entry_module)) {
     throw invalid(`entry module ${JSON.stringify(manifest.entry_module)} (${moduleEntryPath(manifest.entry_module)}) is missing from the archive`);
   }
+  // Every additional type's entry module too: a manifest whose extra entries lie is refused.
+  (manifest.additional_workflows ?? []).forEach((w, i) => {
+    if (!modules.has(w.entry_module)) {
+      throw invalid(`manifest.json additional_workflows[${i}] (${JSON.stringify(w.workflow_type)}): entry module ${JSON.stringify(w.entry_module)} (${moduleEntryPath(w.entry_module)}) is missing from the archive`);
+    }
+  });
   const listed = new Set<string>();
   for (const { name, bytes: size } of manifest.modules) {
     listed.add(name);
