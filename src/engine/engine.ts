@@ -218,10 +218,10 @@ export class Engine {
     const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
     const label = `${entry.workflowType} ${entry.version.slice(0, 12)}`;
     if (!bytes) throw new AionError('store', `the archive of ${label} is missing from the state directory`, { hint: 'load the archive again' });
-    const { readPackage } = await import('../package/index.js');
+    const { readPackage, storedArchiveLimits } = await import('../package/index.js');
     let pkg: AionPackage;
     try {
-      pkg = readPackage(bytes);
+      pkg = readPackage(bytes, storedArchiveLimits(bytes));
     } catch (error) {
       throw new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
     }

@@ -11,7 +11,7 @@ export { contentHash, manifestDigest, sha256Hex, compareUtf8 } from './hash.js';
 export { canonicalJson, hasSchemas, packageTypes, parseManifest, serializeManifest, validateManifest, workflowSpec, workflowSpecs } from './manifest.js';
 export { checkSchemas, compileSchema, describeSchemaErrors, SchemaCache, type SchemaError, type Validate } from './schema.js';
 export { checkLogicalName, isLogicalName, logicalNameProblem, moduleEntryPath, moduleRelativePath } from './names.js';
-export { readPackage, resolveLimits, type ReadHooks } from './read.js';
+export { readPackage, resolveLimits, storedArchiveLimits, type ReadHooks } from './read.js';
 export { readProject, parseWorkflowConfig, type WorkflowConfig, type WorkflowProject } from './project.js';
 export { packProject, buildArchive, projectManifest, resolveOutputPath, type PackOptions, type PackResult } from './pack.js';
 

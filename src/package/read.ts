@@ -30,6 +30,20 @@ export function resolveLimits(limits: Partial<PackageLimits> = {}): PackageLimit
   return merged;
 }
 
+/**
+ * The limits to re-read an archive the state directory already holds: it was admitted at load
+ * under the operator's limits (`--max-*`, which are not recorded), so its own size, entry count
+ * and inflated size are not held against it again; every other check (entry sizes, ratio,
+ * names, hash) still applies.
+ */
+export function storedArchiveLimits(bytes: Uint8Array): Partial<PackageLimits> {
+  return {
+    maxArchiveBytes: Math.max(DEFAULT_LIMITS.maxArchiveBytes, bytes.length),
+    maxInflatedBytes: Number.MAX_SAFE_INTEGER,
+    maxEntries: 0xffff,
+  };
+}
+
 /** Optional notifications from `readPackage` (progress views). */
 export interface ReadHooks {
   /** Called once the archive's structure and manifest are valid, before the content hash. */
