@@ -130,3 +130,33 @@ test('during the drain after SIGTERM, reads are answered by the server and mutat
     cleanup();
   }
 });
+
+test('through aion serve, a package with several types behaves as embedded: one load, the child on its parent version, unload refused naming type and holder', { timeout: 60_000 }, async () => {
+  const { dir, cleanup } = tempDir('aion-served-family-');
+  try {
+    const stateDir = path.join(dir, 'state');
+    const a = (args: string[]) => aion(['--state-dir', stateDir, ...args, '--json']);
+    const v1 = pack('family_v1', dir);
+    const v2 = pack('family_v2', dir);
+    const server = await startServe(stateDir);
+    try {
+      assert.deepEqual(a(['load', v1.path]).json.workflow_types, ['family', 'family_child', 'family_echo']);
+      assert.equal(a(['start', 'family', '--id', 'p1', '--input', '{"name":"x","wait":true}']).json.status, 'running');
+      assert.equal(a(['start', 'family_child', '--input', '{"name":"x"}']).code, 3);
+      const bad = a(['start', 'family', '--input', '{"name":1}']);
+      assert.deepEqual([bad.code, bad.json.error.schema_errors], [2, [{ path: '/name', message: 'must be string' }]]);
+      assert.equal(a(['load', v2.path]).code, 0);
+      const pinned = a(['unload', 'family_child', v1.version]);
+      assert.equal(pinned.code, 4, pinned.stdout);
+      assert.deepEqual(pinned.json.error.holders, [{ kind: 'live_run', workflow_id: 'p1', run_id: pinned.json.error.holders[0].run_id, workflow_type: 'family' }]);
+      assert.equal(a(['signal', 'p1', 'go']).json.status, 'completed');
+      assert.equal(a(['show', 'p1']).json.result.child.version, v1.version);
+      assert.equal(a(['unload', 'family', v1.version]).code, 0);
+      assert.equal(a(['versions']).json.versions.length, 3);
+    } finally {
+      assert.equal((await server.stop()).code, 0, server.stderr());
+    }
+  } finally {
+    cleanup();
+  }
+});
