@@ -204,15 +204,19 @@ export class Driver {
     return { ops, rec, seed };
   }
 
+  /** A loaded (type, version), waiting out an unload's swap-out window (it may be restored). */
+  private async settledEntry(workflowType: string, version: string): Promise<VersionEntry | undefined> {
+    const { catalog } = this.deps;
+    const entry = catalog.get(workflowType, version);
+    if (entry) return entry;
+    const release = await catalog.beginMutation();
+    release();
+    return catalog.get(workflowType, version);
+  }
+
   /** Resolves a recorded (type, version); waits out an unload's swap-out window. Fails `not_found`. */
   async recordedVersion(workflowType: string, version: string): Promise<VersionEntry> {
-    const { catalog } = this.deps;
-    let entry = catalog.get(workflowType, version);
-    if (!entry) {
-      const release = await catalog.beginMutation();
-      release();
-      entry = catalog.get(workflowType, version);
-    }
+    const entry = await this.settledEntry(workflowType, version);
     if (!entry) {
       throw new AionError('not_found', `version ${version.slice(0, 12)} of '${workflowType}' is not loaded, so its runs cannot be recovered`, {
         details: { workflow_type: workflowType, version },
@@ -427,14 +431,8 @@ export class Driver {
    * parent's package (the same manifest), else undefined. Waits out an unload's swap-out.
    */
   private async internalSibling(parent: RunRecord, childType: string): Promise<VersionEntry | undefined> {
-    const { catalog } = this.deps;
-    let own = catalog.get(parent.workflow_type, parent.version);
-    if (!own) {
-      const release = await catalog.beginMutation();
-      release();
-      own = catalog.get(parent.workflow_type, parent.version);
-    }
-    const sibling = catalog.get(childType, parent.version);
+    const own = await this.settledEntry(parent.workflow_type, parent.version);
+    const sibling = this.deps.catalog.get(childType, parent.version);
     return own && sibling && sibling.manifestDigest === own.manifestDigest && isInternal(sibling) ? sibling : undefined;
   }
 

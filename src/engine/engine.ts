@@ -100,10 +100,6 @@ function progress(options: DeployOptions, step: LoadStep, detail?: LoadProgressD
 
 const HOLDERS_LIMIT = 100;
 
-function packageTypesOf(entry: VersionEntry): string[] {
-  return packageTypes(entry.manifest);
-}
-
 
 export class Engine {
   readonly catalog = new WorkflowCatalog();
@@ -414,6 +410,15 @@ export class Engine {
   }
 
   /**
+   * Whether a version holds its type's route: routed now, or named by the persisted route
+   * pointer that a startup package shadows while this process runs (routed again after it).
+   * Unload and prune keep such a version. The one definition of "routed" for removal.
+   */
+  private holdsRoute(workflowType: string, version: string): boolean {
+    return this.catalog.snapshot().routes.get(workflowType) === version || this.shadowedRoutes.get(workflowType) === version;
+  }
+
+  /**
    * Loads `serve --package` archives at boot: validated and verified as `load` does, held in
    * memory only (never persisted), each non-internal type routed to it while this process
    * runs. A version also persisted stays `loaded` and is routed the same way, in memory.
@@ -638,7 +643,7 @@ export class Engine {
         ramp_percent: ramping ? ramp!.percent : null,
         rollback_target: targets.get(entry.workflowType) === entry.version,
         pins: counts,
-        package_types: packageTypesOf(entry),
+        package_types: packageTypes(entry.manifest),
         internal: isInternal(entry),
         source: entry.source ?? 'loaded',
         state: routeActive ? 'routed' : ramping ? 'ramping' : pinned ? 'draining' : 'drained',
@@ -771,7 +776,7 @@ export class Engine {
     for (const type of types) {
       const rest: VersionEntry[] = [];
       for (const entry of this.catalog.versionsOf(type)) {
-        const reason = snapshot.routes.get(type) === entry.version || this.shadowedRoutes.get(type) === entry.version ? 'routed'
+        const reason = this.holdsRoute(type, entry.version) ? 'routed'
           : snapshot.ramps.get(type)?.version === entry.version ? 'ramping'
           : targets.get(type) === entry.version ? 'rollback_target'
           : undefined;
@@ -856,7 +861,7 @@ export class Engine {
         const t = m.workflowType;
         allTargets ??= await this.rollbackTargets();
         blocked = kept.find((k) => k.workflow_type === t && k.version === m.version)?.reason
-          ?? (snapshot.routes.get(t) === m.version || this.shadowedRoutes.get(t) === m.version ? 'routed'
+          ?? (this.holdsRoute(t, m.version) ? 'routed'
           : snapshot.ramps.get(t)?.version === m.version ? 'ramping'
           : allTargets.get(t) === m.version ? 'rollback_target' : undefined);
         if (blocked) break;
@@ -878,7 +883,7 @@ export class Engine {
     for (const entry of entries) {
       const type = entry.workflowType;
       const which = several ? ` (a type of package '${entries[0]!.workflowType}', which unloads as a whole)` : '';
-      if (this.catalog.snapshot().routes.get(type) === version || this.shadowedRoutes.get(type) === version) {
+      if (this.holdsRoute(type, version)) {
         const shadowed = this.catalog.snapshot().routes.get(type) !== version;
         throw new AionError('route_active', shadowed
           ? `version ${short} is the persisted route of '${type}'${which}: a startup package routes it only while this aion serve runs`
