@@ -34,7 +34,7 @@ describe('a package with several workflow types', () => {
     const l1 = a(['load', v1.path]);
     assert.equal(l1.code, 0, l1.stderr);
     assert.deepEqual(l1.json.workflow_types, TYPES);
-    const started = a(['start', 'family', '--id', 'p1', '--input', '{"name":"ada","wait":true}']);
+    const started = a(['start', 'family', '--id', 'p1', '--input', '{"name":"ada","wait":true,"echo":true}']);
     assert.deepEqual([started.code, started.json.version, started.json.status], [0, v1.version, 'running'], started.stderr);
     const l2 = a(['load', v2.path]);
     assert.deepEqual([l2.code, l2.json.route_changed, l2.json.previous], [0, true, v1.version]);
@@ -54,9 +54,12 @@ describe('a package with several workflow types', () => {
     const signalled = a(['signal', 'p1', 'go']);
     assert.deepEqual([signalled.code, signalled.json.status], [0, 'completed'], signalled.stderr);
     const shown = a(['show', 'p1']).json;
-    assert.deepEqual(shown.result, { parent: 'v1', child: { generation: 'v1', version: v1.version, greeting: 'hi ada' } });
+    assert.deepEqual(shown.result, { parent: 'v1', child: { generation: 'v1', version: v1.version, greeting: 'hi ada' }, echo: { echo: 'ada' } });
     const child = a(['show', 'p1-child']).json;
     assert.deepEqual([child.workflow_type, child.version, child.status], ['family_child', v1.version, 'completed']);
+    // A child of a type of the same package that is not internal takes its routed version: v2.
+    const echo = a(['show', 'p1-echo']).json;
+    assert.deepEqual([echo.workflow_type, echo.version, echo.status], ['family_echo', v2.version, 'completed']);
 
     // A parent started now is on v2, and so is its child.
     const fresh = a(['start', 'family', '--id', 'p2', '--input', '{"name":"bo"}']);
