@@ -7,7 +7,7 @@ import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
-import { isInternal, notLoaded, specOf, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
+import { isInternal, notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
 import { hasSchemas, packageTypes, workflowSpecs } from '../package/manifest.js';
 import { Store, putJSON, putBytes, del, appendAudit, type StoreOp } from '../store/store.js';
 import { K } from '../store/keys.js';
