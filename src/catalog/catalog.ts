@@ -11,7 +11,8 @@
 import { createHash } from 'node:crypto';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
-import type { Manifest } from '../package/types.js';
+import { packageTypes, workflowSpec } from '../package/manifest.js';
+import type { Manifest, WorkflowSpec } from '../package/types.js';
 
 export interface VersionEntry {
   readonly workflowType: string;
@@ -24,6 +25,23 @@ export interface VersionEntry {
   readonly loadedAt: string;
   readonly moduleNames: readonly string[];
   readonly archiveBytes: number;
+  /**
+   * `startup`: given to this `aion serve` with --package, held in memory only (its route too);
+   * absent or `loaded`: persisted in the state directory.
+   */
+  readonly source?: 'loaded' | 'startup';
+}
+
+/** What a version entry's type is: its entry, activities, timeout, schemas, internal flag. */
+export function specOf(entry: VersionEntry): WorkflowSpec {
+  const spec = workflowSpec(entry.manifest, entry.workflowType);
+  if (!spec) throw new Error(`internal: the manifest of ${entry.version.slice(0, 12)} does not define '${entry.workflowType}'`);
+  return spec;
+}
+
+/** Whether a type of a package is internal: started only as a child by that package's workflows, never routed. */
+export function isInternal(entry: VersionEntry): boolean {
+  return specOf(entry).internal;
 }
 
 /** A ramp: `percent` (0 < percent < 100, two decimals at most) of new starts go to `version`. */
@@ -145,7 +163,15 @@ export class WorkflowCatalog {
   pinStart(workflowType: string, workflowId: string): StartPin {
     const entry = this.startEntry(workflowType, workflowId);
     if (!entry) {
-      const loaded = this.versionsOf(workflowType).map((e) => e.version);
+      const of = this.versionsOf(workflowType);
+      const loaded = of.map((e) => e.version);
+      if (of.length > 0 && of.every(isInternal)) {
+        const owner = of[of.length - 1]!.manifest.workflow_type;
+        throw new AionError('not_found', `workflow type '${workflowType}' is internal to package '${owner}': only that package's own workflows start it, as a child`, {
+          details: { workflow_type: workflowType, internal: true, loaded },
+          hint: `start the package's workflow instead: aion start ${owner}`,
+        });
+      }
       const lost = this.lost.get(workflowType);
       if (lost !== undefined) {
         const others = loaded.length === 0 ? 'no other version is loaded' : `loaded: ${loaded.map((v) => v.slice(0, 12)).join(', ')}`;
@@ -187,22 +213,29 @@ export class WorkflowCatalog {
 
   // --- mutations: callers hold the mutation lock -------------------------------------------
 
-  /** Adds (or keeps) a version and optionally routes its type to it (clearing its ramp), in one swap. */
-  commitLoad(entry: VersionEntry, route: boolean): void {
+  /**
+   * Adds (or keeps) the entries of one package version — every type of it — and optionally
+   * routes each non-internal type to it (clearing its ramp), in one swap. An entry replaces a
+   * kept one only to change its source (a startup version loaded for good).
+   */
+  commitLoad(entries: readonly VersionEntry[], route: boolean): void {
     const versions = new Map(this.current.versions);
-    const ofType = new Map(versions.get(entry.workflowType) ?? []);
-    if (!ofType.has(entry.version)) ofType.set(entry.version, entry);
-    versions.set(entry.workflowType, ofType);
     const routes = new Map(this.current.routes);
     const ramps = new Map(this.current.ramps);
-    if (route) {
-      routes.set(entry.workflowType, entry.version);
-      ramps.delete(entry.workflowType);
-      this.lost.delete(entry.workflowType);
-    } else if (this.lost.get(entry.workflowType) === entry.version) {
-      // The lost routed version is loaded again: the kept pointer names it once more.
-      routes.set(entry.workflowType, entry.version);
-      this.lost.delete(entry.workflowType);
+    for (const entry of entries) {
+      const ofType = new Map(versions.get(entry.workflowType) ?? []);
+      const kept = ofType.get(entry.version);
+      if (!kept || (kept.source ?? 'loaded') !== (entry.source ?? 'loaded')) ofType.set(entry.version, entry);
+      versions.set(entry.workflowType, ofType);
+      if (route && !isInternal(entry)) {
+        routes.set(entry.workflowType, entry.version);
+        ramps.delete(entry.workflowType);
+        this.lost.delete(entry.workflowType);
+      } else if (this.lost.get(entry.workflowType) === entry.version) {
+        // The lost routed version is loaded again: the kept pointer names it once more.
+        routes.set(entry.workflowType, entry.version);
+        this.lost.delete(entry.workflowType);
+      }
     }
     this.swap({ versions, routes, ramps });
   }
@@ -247,7 +280,15 @@ export class WorkflowCatalog {
   }
 
   restore(entry: VersionEntry): void {
-    this.commitLoad(entry, false);
+    this.commitLoad([entry], false);
+  }
+
+  /** The entries of every type of a package version (the unit of load and unload), its own type first. */
+  packageEntries(entry: VersionEntry): VersionEntry[] {
+    return packageTypes(entry.manifest).flatMap((t) => {
+      const e = this.get(t, entry.version);
+      return e && e.manifestDigest === entry.manifestDigest ? [e] : [];
+    });
   }
 
   /** Replaces the whole state (startup restore); `lost` are the routes to versions not loaded. */

@@ -48,8 +48,11 @@ export function stateText(out: Output, v: Pick<VersionInfo, 'state' | 'ramp_perc
 }
 
 /** The NOTE column of version tables: rollback target and the author's label. */
-export function versionNote(out: Output, v: Pick<VersionInfo, 'rollback_target' | 'label'>): string {
+export function versionNote(out: Output, v: Pick<VersionInfo, 'rollback_target' | 'label'> & Partial<Pick<VersionInfo, 'source' | 'internal' | 'package_types' | 'workflow_type'>>): string {
   const notes: string[] = [];
+  if (v.source === 'startup') notes.push(out.c.magenta('startup (serve --package)'));
+  if (v.internal) notes.push('internal');
+  if (v.package_types && v.package_types.length > 1 && v.package_types[0] !== v.workflow_type) notes.push(`of package ${v.package_types[0]}`);
   if (v.rollback_target) notes.push(out.c.blue('rollback target'));
   if (v.label) notes.push(v.label);
   return notes.join(' · ');

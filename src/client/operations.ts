@@ -60,11 +60,21 @@ function deploy(p: { dry_run?: boolean | undefined; message?: string | undefined
   return { dryRun: p.dry_run, message: p.message, actor: p.actor };
 }
 
+/** Load's archive limits from its params (absent: the defaults); a limit of 0 is `usage`. */
+function archiveLimits(p: { max_archive_bytes?: number | undefined; max_inflated_bytes?: number | undefined; max_entries?: number | undefined }) {
+  const limits = { maxArchiveBytes: p.max_archive_bytes, maxInflatedBytes: p.max_inflated_bytes, maxEntries: p.max_entries };
+  for (const [field, value] of Object.entries(limits)) {
+    if (value === 0) throw new AionError('usage', `load: limit '${field}' must be at least 1`);
+  }
+  return limits;
+}
+
 export const OPERATIONS = {
   load: op({
     mutates: true,
-    params: { archive: 'path', no_route: 'boolean?', ...DEPLOY },
-    run: (e, p, local) => e.loadPackage({ path: p.archive }, { ...deploy(p), route: !p.no_route, onProgress: local.onProgress }),
+    // The archive limits travel with the request: the server reads the archive under the caller's.
+    params: { archive: 'path', no_route: 'boolean?', max_archive_bytes: 'count?', max_inflated_bytes: 'count?', max_entries: 'count?', ...DEPLOY },
+    run: (e, p, local) => e.loadPackage({ path: p.archive }, { ...deploy(p), route: !p.no_route, limits: archiveLimits(p), onProgress: local.onProgress }),
   }),
   route: op({
     mutates: true,

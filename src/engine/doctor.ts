@@ -66,7 +66,7 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
     problems.push(p);
     if (fix) fixes.set(p, fix);
   };
-  const { readPackage } = await import('../package/index.js');
+  const { readPackage, storedArchiveLimits } = await import('../package/index.js');
 
   // --- packages and archives ---------------------------------------------------------------
   const loaded = new Set<string>();
@@ -83,7 +83,7 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
     if (!archive) archiveIssue = 'missing';
     else {
       try {
-        pkg = readPackage(archive);
+        pkg = readPackage(archive, storedArchiveLimits(archive));
         if (pkg.version !== version) archiveIssue = `hashes to ${pkg.version.slice(0, 12)}, not its version`;
       } catch (error) {
         archiveIssue = `does not verify: ${(error as Error).message}`;

@@ -22,7 +22,8 @@ import { KeyedMutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
 import { escapeText } from '../escape.js';
 import { WORKFLOW_ID } from '../ids.js';
-import type { VersionEntry, WorkflowCatalog } from '../catalog/catalog.js';
+import { isInternal, specOf, type VersionEntry, type WorkflowCatalog } from '../catalog/catalog.js';
+import { describeSchemaErrors, type SchemaCache } from '../package/schema.js';
 import { K } from '../store/keys.js';
 import { putJSON, type Store } from '../store/store.js';
 import type { BatchOp } from '../store/kv.js';
@@ -39,6 +40,8 @@ export interface RunDeps {
   gate: ShutdownGate;
   live: LiveRuns;
   code: () => Promise<CodeAccess>;
+  /** The compiled input/output schemas of loaded versions (ajv imported on first compile). */
+  schemas: SchemaCache;
   warn: (message: string) => void;
 }
 
@@ -201,15 +204,19 @@ export class Driver {
     return { ops, rec, seed };
   }
 
+  /** A loaded (type, version), waiting out an unload's swap-out window (it may be restored). */
+  private async settledEntry(workflowType: string, version: string): Promise<VersionEntry | undefined> {
+    const { catalog } = this.deps;
+    const entry = catalog.get(workflowType, version);
+    if (entry) return entry;
+    const release = await catalog.beginMutation();
+    release();
+    return catalog.get(workflowType, version);
+  }
+
   /** Resolves a recorded (type, version); waits out an unload's swap-out window. Fails `not_found`. */
   async recordedVersion(workflowType: string, version: string): Promise<VersionEntry> {
-    const { catalog } = this.deps;
-    let entry = catalog.get(workflowType, version);
-    if (!entry) {
-      const release = await catalog.beginMutation();
-      release();
-      entry = catalog.get(workflowType, version);
-    }
+    const entry = await this.settledEntry(workflowType, version);
     if (!entry) {
       throw new AionError('not_found', `version ${version.slice(0, 12)} of '${workflowType}' is not loaded, so its runs cannot be recovered`, {
         details: { workflow_type: workflowType, version },
@@ -298,14 +305,15 @@ export class Driver {
     const events = resident || state.complete ? [...state.pending, ...produced] : [...(await this.readHistory(rec.run_id)), ...produced];
     state.complete = false;
     if (resident && events.length === 0) return false;
+    const spec = specOf(entry);
     const init: RunInit = {
       workflowId: rec.workflow_id,
       runId: rec.run_id,
       workflowType: rec.workflow_type,
       version: rec.version,
-      entryModule: entry.manifest.entry_module,
-      entryFunction: entry.entryFunction,
-      activities: entry.manifest.activities,
+      entryModule: spec.entry_module,
+      entryFunction: spec.entry_function,
+      activities: spec.activities,
     };
     // A run whose thread died under it is replayed alone, in a thread of its own: a limit it
     // hits there is its own (in the shared thread a neighbour's growth or stall may have been).
@@ -339,10 +347,11 @@ export class Driver {
   /** Runs every open activity concurrently; their outcomes become events. Returns a limit error that ends the run. */
   private async runActivities(state: RunState, entry: VersionEntry, code: CodeAccess, produced: WorkflowEvent[]): Promise<ErrorInfo | undefined> {
     const open = [...state.fold.activities];
-    const timeoutMs = entry.manifest.timeout_seconds * 1000;
+    const spec = specOf(entry);
+    const timeoutMs = spec.timeout_seconds * 1000;
     const outcomes = await Promise.all(
       open.map(([, call]) =>
-        code.pool.runActivity(entry.version, entry.manifest.entry_module, call.name, call.input, timeoutMs, (level, text) => process.stderr.write(`[activity ${call.name}] ${level}: ${escapeText(text)}\n`)),
+        code.pool.runActivity(entry.version, spec.entry_module, call.name, call.input, timeoutMs, (level, text) => process.stderr.write(`[activity ${call.name}] ${level}: ${escapeText(text)}\n`)),
       ),
     );
     let limit: ErrorInfo | undefined;
@@ -386,9 +395,13 @@ export class Driver {
             }
             let pin;
             try {
-              pin = this.deps.catalog.pinStart(cmd.workflow_type, childId);
-            } catch {
-              return { status: 'failed', commands: [], error: { message: `cannot start a child of type '${cmd.workflow_type}': no version of it is loaded`, name: 'ChildStartError' } };
+              // An internal type of the parent's own package starts on the parent's version;
+              // any other type on its routed (or ramping) version, as every start does.
+              const sibling = await this.internalSibling(rec, cmd.workflow_type);
+              pin = sibling ? this.deps.catalog.pin(sibling) : this.deps.catalog.pinStart(cmd.workflow_type, childId);
+            } catch (error) {
+              const internal = error instanceof AionError && error.details.internal === true;
+              return { status: 'failed', commands: [], error: { message: internal ? `cannot start a child of type '${cmd.workflow_type}': it is internal to another package` : `cannot start a child of type '${cmd.workflow_type}': no version of it is loaded`, name: 'ChildStartError' } };
             }
             pins.push(pin);
             events.push({ type: 'ChildWorkflowStarted', at: now, seq: cmd.seq, child_workflow_id: childId, workflow_type: cmd.workflow_type, package_version: pin.entry.version, input: cmd.input ?? null });
@@ -411,6 +424,16 @@ export class Driver {
     } finally {
       for (const pin of pins) pin.release();
     }
+  }
+
+  /**
+   * The entry of `childType` at the parent's own version when it is an internal type of the
+   * parent's package (the same manifest), else undefined. Waits out an unload's swap-out.
+   */
+  private async internalSibling(parent: RunRecord, childType: string): Promise<VersionEntry | undefined> {
+    const own = await this.settledEntry(parent.workflow_type, parent.version);
+    const sibling = this.deps.catalog.get(childType, parent.version);
+    return own && sibling && sibling.manifestDigest === own.manifestDigest && isInternal(sibling) ? sibling : undefined;
   }
 
   /** Starts a recorded child on its recorded version; its recorded-child pin becomes a run pin. */
@@ -444,9 +467,29 @@ export class Driver {
     });
   }
 
+  /** The failure of a completed run's output against its type's output schema, if it breaks it. */
+  private async outputProblem(rec: RunRecord, result: unknown): Promise<ErrorInfo | undefined> {
+    const entry = this.deps.catalog.get(rec.workflow_type, rec.version);
+    const validate = entry && this.deps.schemas.validator(entry.version, entry.manifest, entry.workflowType, 'output');
+    if (!validate) return undefined;
+    const errors = (await validate)(result ?? null);
+    if (errors.length === 0) return undefined;
+    return {
+      message: `the output does not match the output schema of '${rec.workflow_type}': ${describeSchemaErrors(errors)}`,
+      name: 'OutputSchemaError',
+      code: 'output_schema',
+      schema_errors: errors,
+    };
+  }
+
   /** Ends the current run: completed, failed, or continued as new on the routed version. */
   async end(state: RunState, produced: WorkflowEvent[], ending: Ended, wake: string[]): Promise<void> {
     const rec = state.rec;
+    if (ending.status === 'completed') {
+      // Output that breaks its type's output schema fails the run (`output_schema`).
+      const broken = await this.outputProblem(rec, ending.result);
+      if (broken) ending = { status: 'failed', commands: [], error: broken };
+    }
     const at = Date.now();
     faultPoint('finish.before-write');
     if (ending.status === 'completed') {

@@ -7,13 +7,15 @@ import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
 import { faultPoint } from '../faults.js';
-import { notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
+import { isInternal, notLoaded, WorkflowCatalog, type Ramp, type VersionEntry } from '../catalog/catalog.js';
+import { hasSchemas, packageTypes, workflowSpecs } from '../package/manifest.js';
 import { Store, putJSON, putBytes, del, appendAudit, type StoreOp } from '../store/store.js';
 import { K } from '../store/keys.js';
 import { readVersionPins } from '../store/pins.js';
 import type { KV } from '../store/kv.js';
 import type { HolderInfo } from '../store/holder.js';
-import type { AionPackage } from '../package/types.js';
+import type { AionPackage, PackageLimits } from '../package/types.js';
+import { SchemaCache } from '../package/schema.js';
 import { ShutdownGate, admitted } from './gate.js';
 import { describeHolder, describeHolders, holdersHint } from './holders.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
@@ -61,6 +63,10 @@ export interface DeployOptions {
   actor?: string;
   /** Load only: false registers and persists without touching the route (`load --no-route`). */
   route?: boolean;
+  /** Load only: archive limits (`--max-archive-bytes` …); absent fields keep the defaults. */
+  limits?: Partial<PackageLimits>;
+  /** Load only: a `serve --package` archive, held in memory and routed while this process runs. */
+  startup?: boolean;
   /**
    * Load only: called as each step begins (progress views). Never over the control socket.
    * A throwing callback is ignored; it cannot fail the load.
@@ -94,6 +100,7 @@ function progress(options: DeployOptions, step: LoadStep, detail?: LoadProgressD
 
 const HOLDERS_LIMIT = 100;
 
+
 export class Engine {
   readonly catalog = new WorkflowCatalog();
   readonly gate = new ShutdownGate();
@@ -107,6 +114,14 @@ export class Engine {
   private moduleRegistry: ModuleRegistryLike | undefined;
   private codePool: CodePool | undefined;
   private closed = false;
+  /**
+   * Types whose route a startup package took in memory: type → the version the persisted
+   * route pointer still names. That version is routed again when this process stops, so
+   * unload refuses it as routed.
+   */
+  private readonly shadowedRoutes = new Map<string, string>();
+  /** Compiled input/output schemas, once per version (dropped at unload). */
+  private readonly schemaCache = new SchemaCache();
 
   private constructor(
     readonly store: Store,
@@ -120,6 +135,7 @@ export class Engine {
       gate: this.gate,
       live: this.live,
       warn: (m) => this.warn(m),
+      schemas: this.schemaCache,
       code: async () => ({ pool: await this.pool(), ensure: async (entry) => void (await this.materialize(entry)) }),
     });
   }
@@ -198,10 +214,10 @@ export class Engine {
     const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
     const label = `${entry.workflowType} ${entry.version.slice(0, 12)}`;
     if (!bytes) throw new AionError('store', `the archive of ${label} is missing from the state directory`, { hint: 'load the archive again' });
-    const { readPackage } = await import('../package/index.js');
+    const { readPackage, storedArchiveLimits } = await import('../package/index.js');
     let pkg: AionPackage;
     try {
-      pkg = readPackage(bytes);
+      pkg = readPackage(bytes, storedArchiveLimits(bytes));
     } catch (error) {
       throw new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
     }
@@ -213,23 +229,20 @@ export class Engine {
   // --- load ---------------------------------------------------------------------------------
 
   /**
-   * Validates a package, registers its modules, verifies its entry, persists archive, metadata
-   * and route pointer in one synchronous batch, then routes new starts of its type to it.
+   * Validates a package, registers its modules, verifies the entry of every workflow type it
+   * exports, persists archive, metadata and route pointers in one synchronous batch, then
+   * routes new starts of each non-internal type to it: the archive is the unit, all of its
+   * types or none. Schemas are compiled (ajv imported) only for a package that has some.
    *
-   * Failures: `invalid_package` (archive, modules or entry), `manifest_mismatch` (same version,
-   * different manifest: the resident version stays), `shutting_down`, `store` (nothing was
-   * persisted and nothing routed; retrying is idempotent). On every failure the catalog, the
-   * routes and the state directory are untouched. Lock order: deploy lock, mutation lock.
+   * Failures: `invalid_package` (archive, limits, modules, schemas or any entry),
+   * `manifest_mismatch` (same version, different manifest: the resident version stays),
+   * `shutting_down`, `store` (nothing was persisted and nothing routed; retrying is
+   * idempotent). On every failure the catalog, the routes and the state directory are
+   * untouched. Lock order: deploy lock, mutation lock.
    */
   async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
     return admitted(this.gate, 'load', async () => {
-      const { readPackage, readArchiveBytes } = await import('../package/index.js');
-      progress(options, 'read');
-      // Bounded: a FIFO, a device or an oversized file is refused before it is read.
-      const bytes = 'bytes' in source ? source.bytes : await readArchiveBytes(source.path, {}, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
-      progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
-      const pkg = readPackage(bytes, {}, { beforeHash: () => progress(options, 'hash') });
-      faultPoint('load.validated');
+      const { pkg, bytes } = await this.readLoadSource(source, options);
       const { api, registry } = await this.runtime();
       return this.deployLock.run(async () => {
         const release = await this.catalog.beginMutation();
@@ -242,6 +255,20 @@ export class Engine {
     });
   }
 
+  /** Reads (bounded by the limits) and validates an archive, its schemas included. Writes nothing. */
+  private async readLoadSource(source: LoadSource, options: DeployOptions): Promise<{ pkg: AionPackage; bytes: Uint8Array }> {
+    const { readPackage, readArchiveBytes, checkSchemas } = await import('../package/index.js');
+    const limits = options.limits ?? {};
+    progress(options, 'read');
+    // Bounded: a FIFO, a device or an oversized file is refused before it is read.
+    const bytes = 'bytes' in source ? source.bytes : await readArchiveBytes(source.path, limits, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
+    progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
+    const pkg = readPackage(bytes, limits, { beforeHash: () => progress(options, 'hash') });
+    if (hasSchemas(pkg.manifest)) await checkSchemas(pkg.manifest);
+    faultPoint('load.validated');
+    return { pkg, bytes };
+  }
+
   private async loadLocked(
     pkg: AionPackage,
     bytes: Uint8Array,
@@ -249,43 +276,56 @@ export class Engine {
     registry: ModuleRegistryLike,
     options: DeployOptions,
   ): Promise<LoadOutcome> {
-    const type = pkg.manifest.workflow_type;
+    const specs = workflowSpecs(pkg.manifest);
+    const types = specs.map((s) => s.workflow_type);
+    const type = types[0]!;
     const version = pkg.version;
-    const previous = this.catalog.snapshot().routes.get(type) ?? null;
-    const resident = this.catalog.get(type, version);
+    const routes = this.catalog.snapshot().routes;
+    const previousByType = Object.fromEntries(types.map((t) => [t, routes.get(t) ?? null])) as Record<string, string | null>;
+    const previous = previousByType[type]!;
+    const residents = types.map((t) => this.catalog.get(t, version));
     const route = options.route !== false;
+    const routedTypes = specs.filter((s) => !s.internal).map((s) => s.workflow_type);
     const base = {
       workflow_type: type,
       version,
+      workflow_types: types,
       label: pkg.manifest.label ?? null,
       deployed_entry_module: `${pkg.manifest.entry_module}$${version}`,
       entry_function: pkg.manifest.entry_function,
-      route_changed: route && previous !== version,
+      route_changed: route && routedTypes.some((t) => previousByType[t] !== version),
       routed: route,
       previous,
     };
+    const mismatch = residents.find((r) => r !== undefined && r.manifestDigest !== pkg.manifestDigest);
+    if (mismatch) {
+      throw new AionError(
+        'manifest_mismatch',
+        `version ${version.slice(0, 12)} of '${mismatch.workflowType}' is already loaded with a different manifest (loaded digest ${mismatch.manifestDigest.slice(0, 12)}, this archive ${pkg.manifestDigest.slice(0, 12)})`,
+        {
+          details: { workflow_type: mismatch.workflowType, version, loaded_manifest_digest: mismatch.manifestDigest, manifest_digest: pkg.manifestDigest },
+          hint: 'a version is its modules: change a module to make a new version, or unload this one first',
+        },
+      );
+    }
+    const persisted = (e: VersionEntry | undefined): e is VersionEntry => e !== undefined && e.source !== 'startup';
 
-    if (resident) {
-      if (resident.manifestDigest !== pkg.manifestDigest) {
-        throw new AionError(
-          'manifest_mismatch',
-          `version ${version.slice(0, 12)} of '${type}' is already loaded with a different manifest (loaded digest ${resident.manifestDigest.slice(0, 12)}, this archive ${pkg.manifestDigest.slice(0, 12)})`,
-          {
-            details: { workflow_type: type, version, loaded_manifest_digest: resident.manifestDigest, manifest_digest: pkg.manifestDigest },
-            hint: 'a version is its modules: change a module to make a new version, or unload this one first',
-          },
-        );
-      }
+    if (residents.every(persisted)) {
       const outcome: LoadOutcome = { ...base, freshly_loaded: false };
       progress(options, 'register', { workflow_type: type, version, skipped: 'already loaded' });
       if (options.dryRun) return { ...outcome, dry_run: true };
+      if (options.startup) {
+        // Persisted already: routed in memory, like any startup package, while this process runs.
+        this.commitLoad(residents, true, true);
+        return outcome;
+      }
       progress(options, 'persist', { workflow_type: type, version });
-      // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
+      // Re-persist archive, rows and pointers: re-deploying is a routing intent, and a retry
       // after a failed persistence must complete it.
-      await this.persistLoad(resident, bytes, previous, route, options);
+      await this.persistLoad(residents, bytes, previousByType, route, options);
       progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
       faultPoint('load.after-write');
-      this.catalog.commitLoad(resident, route);
+      this.commitLoad(residents, route);
       faultPoint('load.swapped');
       return outcome;
     }
@@ -302,61 +342,118 @@ export class Engine {
     };
     progress(options, 'verify', { workflow_type: type, version });
     try {
-      // Entry verification runs the module's top level: user code, so in the workflow thread.
-      await api.verifyVersion(await this.pool(), target, version, pkg.manifest);
+      // Entry verification runs the modules' top level: user code, so in the workflow thread.
+      // Every type's entry: one that does not verify refuses the whole package.
+      const pool = await this.pool();
+      for (const spec of specs) await api.verifyVersion(pool, target, version, spec);
     } catch (error) {
       unregister();
       throw error;
     }
     faultPoint('load.verified');
-    const outcome: LoadOutcome = { ...base, freshly_loaded: true };
+    // A startup version loaded for good: freshly persisted, not freshly registered.
+    const outcome: LoadOutcome = { ...base, freshly_loaded: !residents.some((r) => r !== undefined) };
     if (options.dryRun) {
       unregister();
       return { ...outcome, dry_run: true };
     }
-    const entry: VersionEntry = {
-      workflowType: type,
+    const loadedAt = new Date().toISOString();
+    const entries = specs.map((spec): VersionEntry => ({
+      workflowType: spec.workflow_type,
       version,
       manifest: pkg.manifest,
       manifestDigest: pkg.manifestDigest,
-      deployedEntryModule: base.deployed_entry_module,
-      entryFunction: pkg.manifest.entry_function,
-      loadedAt: new Date().toISOString(),
+      deployedEntryModule: `${spec.entry_module}$${version}`,
+      entryFunction: spec.entry_function,
+      loadedAt: residents.find((r) => r !== undefined)?.loadedAt ?? loadedAt,
       moduleNames: [...pkg.modules.keys()],
       archiveBytes: bytes.length,
-    };
+      ...(options.startup ? { source: 'startup' as const } : {}),
+    }));
+    if (options.startup) {
+      // Held in memory only: nothing is written, the route lasts while this process runs.
+      progress(options, 'route', { workflow_type: type, version });
+      this.commitLoad(entries, true, true);
+      return outcome;
+    }
     progress(options, 'persist', { workflow_type: type, version });
     try {
-      await this.persistLoad(entry, bytes, previous, route, options);
+      await this.persistLoad(entries, bytes, previousByType, route, options);
     } catch (error) {
       unregister();
       throw error;
     }
     progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
     faultPoint('load.after-write');
-    this.catalog.commitLoad(entry, route);
+    this.commitLoad(entries, route);
     faultPoint('load.swapped');
     return outcome;
   }
 
   /**
-   * Writes archive, row, deploy record and — when the load routes — the route pointer
-   * (clearing the ramp) in one synchronous batch.
+   * Swaps a package version's entries into the catalog (see WorkflowCatalog.commitLoad). A
+   * persisted route now names the routed types' version, so no startup route shadows it; a
+   * startup load (`startup`) remembers the persisted routes it shadows, which unload keeps.
    */
-  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
-    const { workflowType: type, version } = entry;
+  private commitLoad(entries: readonly VersionEntry[], route: boolean, startup = false): void {
+    const routes = this.catalog.snapshot().routes;
+    for (const entry of entries) {
+      if (!route || isInternal(entry)) continue;
+      if (startup) {
+        const persisted = routes.get(entry.workflowType);
+        if (persisted !== undefined && !this.shadowedRoutes.has(entry.workflowType) && this.catalog.get(entry.workflowType, persisted)?.source !== 'startup') {
+          this.shadowedRoutes.set(entry.workflowType, persisted);
+        }
+      } else this.shadowedRoutes.delete(entry.workflowType);
+    }
+    this.catalog.commitLoad(entries, route);
+  }
+
+  /**
+   * Whether a version holds its type's route: routed now, or named by the persisted route
+   * pointer that a startup package shadows while this process runs (routed again after it).
+   * Unload and prune keep such a version. The one definition of "routed" for removal.
+   */
+  private holdsRoute(workflowType: string, version: string): boolean {
+    return this.catalog.snapshot().routes.get(workflowType) === version || this.shadowedRoutes.get(workflowType) === version;
+  }
+
+  /**
+   * Loads `serve --package` archives at boot: validated and verified as `load` does, held in
+   * memory only (never persisted), each non-internal type routed to it while this process
+   * runs. A version also persisted stays `loaded` and is routed the same way, in memory.
+   * Fails as `load` does; the caller refuses to serve then.
+   */
+  async loadStartupPackage(file: string, limits: Partial<PackageLimits> = {}): Promise<LoadOutcome> {
+    return this.loadPackage({ path: file }, { startup: true, limits });
+  }
+
+  /**
+   * Writes archive, a row per type, ONE deploy record and — when the load routes — the route
+   * pointer of each non-internal type (clearing its ramp) in one synchronous batch. Each
+   * type's row keeps its own copy of the archive (the state directory's layout: one per row).
+   */
+  private async persistLoad(entries: readonly VersionEntry[], bytes: Uint8Array, previousByType: Record<string, string | null>, route: boolean, options: DeployOptions): Promise<void> {
+    const primary = entries[0]!;
+    const version = primary.version;
     // A load the disk cannot take (twice: LevelDB's log, then its table) fails store here,
     // before anything is written, rather than commit and wedge every later open.
-    await this.store.checkRoom(bytes.length);
+    await this.store.checkRoom(bytes.length * entries.length);
     faultPoint('load.before-write');
-    const ops: StoreOp[] = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
-    if (route) {
-      // Routing a load sends every new start to it: the ramp goes with the old route.
-      ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+    const ops: StoreOp[] = [];
+    for (const entry of entries) {
+      const type = entry.workflowType;
+      ops.push(putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes));
+      if (route && !isInternal(entry)) {
+        // Routing a load sends every new start to it: the ramp goes with the old route.
+        ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+      }
     }
-    ops.push(this.auditOp('load', type, version, previous, options, route ? {} : { routed: false }));
+    const several = entries.length > 1 ? { workflow_types: entries.map((e) => e.workflowType), previous_by_type: previousByType } : {};
+    ops.push(this.auditOp('load', primary.workflowType, version, previousByType[primary.workflowType] ?? null, options, { ...(route ? {} : { routed: false }), ...several }));
     await this.store.write(ops, { sync: true });
   }
+
 
   // --- route --------------------------------------------------------------------------------
 
@@ -390,7 +487,7 @@ export class Engine {
           hint: "see what is loaded with 'aion versions'",
         });
       }
-      const target = rollbackTargetOf(await this.deployHistory(workflowType), current);
+      const target = rollbackTargetOf(await this.deployHistory(workflowType), current, workflowType);
       const short = current.slice(0, 12);
       if (!target) {
         throw new AionError('not_found', `no version was routed before ${short} for '${workflowType}': nothing to roll back to`, {
@@ -425,6 +522,7 @@ export class Engine {
 
   /** Points the route at a resolved entry (clearing any ramp): pointer, ramp and audit record in one batch, then the swap. */
   private async routeLocked(workflowType: string, entry: VersionEntry, options: DeployOptions): Promise<RouteOutcome> {
+    refuseInternal(entry, 'route');
     const previous = this.catalog.snapshot().routes.get(workflowType) ?? null;
     const outcome: RouteOutcome = { workflow_type: workflowType, version: entry.version, route_active: true, previous };
     if (options.dryRun) return outcome;
@@ -434,6 +532,7 @@ export class Engine {
       { sync: true },
     );
     faultPoint('route.after-write');
+    this.shadowedRoutes.delete(workflowType);
     this.catalog.commitRoute(workflowType, entry.version);
     faultPoint('route.swapped');
     return outcome;
@@ -473,6 +572,7 @@ export class Engine {
     let ramp: Ramp | null = null;
     if (ref !== null) {
       const entry = this.catalog.resolve(workflowType, ref);
+      refuseInternal(entry, 'ramp');
       if (routed === null) {
         throw new AionError('not_found', `workflow type '${workflowType}' has no routed version to ramp from`, {
           details: { workflow_type: workflowType, loaded: this.catalog.versionsOf(workflowType).map((e) => e.version) },
@@ -543,6 +643,9 @@ export class Engine {
         ramp_percent: ramping ? ramp!.percent : null,
         rollback_target: targets.get(entry.workflowType) === entry.version,
         pins: counts,
+        package_types: packageTypes(entry.manifest),
+        internal: isInternal(entry),
+        source: entry.source ?? 'loaded',
         state: routeActive ? 'routed' : ramping ? 'ramping' : pinned ? 'draining' : 'drained',
       });
     }
@@ -574,6 +677,7 @@ export class Engine {
         workflow_type: type,
         routed: routed?.version ?? null,
         label: routed?.label ?? null,
+        source: routed?.source ?? null,
         ramping: ramping ? { version: ramping.version, percent: ramping.ramp_percent!, label: ramping.label } : null,
         rollback_target: list.find((v) => v.rollback_target)?.version ?? null,
         draining: list.filter((v) => v.state === 'draining').map((v) => ({ version: v.version, pins: v.pins })),
@@ -600,13 +704,16 @@ export class Engine {
     if (workflowType !== undefined ? !routes.has(workflowType) : routes.size === 0) return targets;
     const byType = new Map<string, DeployRecord[]>();
     for (const r of await this.deployHistory(workflowType)) {
-      let list = byType.get(r.workflow_type);
-      if (!list) byType.set(r.workflow_type, (list = []));
-      list.push(r);
+      // A load of several types counts in the history of each of them.
+      for (const type of r.workflow_types ?? [r.workflow_type]) {
+        let list = byType.get(type);
+        if (!list) byType.set(type, (list = []));
+        list.push(r);
+      }
     }
     for (const [type, records] of byType) {
       const current = routes.get(type);
-      const target = current === undefined ? null : rollbackTargetOf(records, current);
+      const target = current === undefined ? null : rollbackTargetOf(records, current, type);
       if (target) targets.set(type, target);
     }
     return targets;
@@ -669,7 +776,7 @@ export class Engine {
     for (const type of types) {
       const rest: VersionEntry[] = [];
       for (const entry of this.catalog.versionsOf(type)) {
-        const reason = snapshot.routes.get(type) === entry.version ? 'routed'
+        const reason = this.holdsRoute(type, entry.version) ? 'routed'
           : snapshot.ramps.get(type)?.version === entry.version ? 'ramping'
           : targets.get(type) === entry.version ? 'rollback_target'
           : undefined;
@@ -683,19 +790,26 @@ export class Engine {
         else candidates.push(entry);
       }
     }
+    // A package with several types unloads as a whole: only when every type of it may go.
+    const groups = await this.pruneGroups(candidates, kept, snapshot);
     const removed: VersionEntry[] = [];
     const restoreAll = () => {
       for (const entry of removed) this.catalog.restore(entry);
     };
     const unloaded: VersionEntry[] = [];
     try {
-      for (const entry of candidates) {
-        removed.push(this.catalog.swapOut(entry.workflowType, entry.version));
-        const { total } = await this.pinHolders(entry.workflowType, entry.version);
+      for (const group of groups) {
+        let total = 0;
+        for (const entry of group) {
+          removed.push(this.catalog.swapOut(entry.workflowType, entry.version));
+          total += (await this.pinHolders(entry.workflowType, entry.version)).total;
+        }
         if (total > 0) {
-          this.catalog.restore(removed.pop()!);
-          kept.push({ workflow_type: entry.workflowType, version: entry.version, reason: 'pinned' });
-        } else unloaded.push(entry);
+          for (const entry of group) {
+            this.catalog.restore(removed.pop()!);
+            kept.push({ workflow_type: entry.workflowType, version: entry.version, reason: 'pinned' });
+          }
+        } else unloaded.push(...group);
       }
       const outcome: PruneOutcome = { unloaded: unloaded.map((e) => ({ workflow_type: e.workflowType, version: e.version })), kept };
       if (options.dryRun) {
@@ -721,42 +835,99 @@ export class Engine {
     }
   }
 
+  /**
+   * Prune's candidates grouped by package version: a single-type version is a group of its
+   * own; the types of a package form one group when every one of them may go (candidate, or
+   * outside the pruned type and neither routed, ramping, rollback target nor kept), else its
+   * candidates are kept for the reason its blocking type is kept.
+   */
+  private async pruneGroups(candidates: VersionEntry[], kept: PruneOutcome['kept'], snapshot: ReturnType<WorkflowCatalog['snapshot']>): Promise<VersionEntry[][]> {
+    const keyOf = (e: VersionEntry) => `${e.workflowType}\x00${e.version}`;
+    const isCandidate = new Set(candidates.map(keyOf));
+    const done = new Set<string>();
+    const groups: VersionEntry[][] = [];
+    let allTargets: Map<string, string> | undefined;
+    for (const entry of candidates) {
+      if (done.has(keyOf(entry))) continue;
+      const members = this.catalog.packageEntries(entry);
+      for (const m of members) done.add(keyOf(m));
+      if (members.length <= 1) {
+        groups.push([entry]);
+        continue;
+      }
+      let blocked: PruneOutcome['kept'][number]['reason'] | undefined;
+      for (const m of members) {
+        if (isCandidate.has(keyOf(m))) continue;
+        const t = m.workflowType;
+        allTargets ??= await this.rollbackTargets();
+        blocked = kept.find((k) => k.workflow_type === t && k.version === m.version)?.reason
+          ?? (this.holdsRoute(t, m.version) ? 'routed'
+          : snapshot.ramps.get(t)?.version === m.version ? 'ramping'
+          : allTargets.get(t) === m.version ? 'rollback_target' : undefined);
+        if (blocked) break;
+      }
+      if (blocked) {
+        for (const m of members) if (isCandidate.has(keyOf(m))) kept.push({ workflow_type: m.workflowType, version: m.version, reason: blocked });
+      } else groups.push(members);
+    }
+    return groups;
+  }
+
   private async unloadLocked(workflowType: string, ref: string, options: DeployOptions): Promise<UnloadOutcome> {
-    const entry = this.catalog.resolve(workflowType, ref);
-    const version = entry.version;
+    const given = this.catalog.resolve(workflowType, ref);
+    const version = given.version;
     const short = version.slice(0, 12);
-    if (this.catalog.snapshot().routes.get(workflowType) === version) {
-      throw new AionError('route_active', `version ${short} is the routed version of '${workflowType}': new starts resolve it`, {
-        details: { workflow_type: workflowType, version, role: 'routed' },
-        hint: await this.rerouteHint(workflowType, entry),
-      });
+    // The package version is the unit: every type of it goes, or none.
+    const entries = this.catalog.packageEntries(given);
+    const several = entries.length > 1;
+    for (const entry of entries) {
+      const type = entry.workflowType;
+      const which = several ? ` (a type of package '${entries[0]!.workflowType}', which unloads as a whole)` : '';
+      if (this.holdsRoute(type, version)) {
+        const shadowed = this.catalog.snapshot().routes.get(type) !== version;
+        throw new AionError('route_active', shadowed
+          ? `version ${short} is the persisted route of '${type}'${which}: a startup package routes it only while this aion serve runs`
+          : `version ${short} is the routed version of '${type}'${which}: new starts resolve it`, {
+          details: { workflow_type: type, version, role: 'routed' },
+          hint: await this.rerouteHint(type, entry),
+        });
+      }
+      if (this.catalog.ramp(type)?.version === version) {
+        throw new AionError('route_active', `version ${short} is the ramping version of '${type}'${which}: a share of new starts resolves it`, {
+          details: { workflow_type: type, version, role: 'ramping' },
+          hint: `clear the ramp first: aion ramp ${type} --clear (or promote it: aion route ${type} ${short})`,
+        });
+      }
     }
-    if (this.catalog.ramp(workflowType)?.version === version) {
-      throw new AionError('route_active', `version ${short} is the ramping version of '${workflowType}': a share of new starts resolves it`, {
-        details: { workflow_type: workflowType, version, role: 'ramping' },
-        hint: `clear the ramp first: aion ramp ${workflowType} --clear (or promote it: aion route ${workflowType} ${short})`,
-      });
-    }
-    const removed = this.catalog.swapOut(workflowType, version);
+    const removed: VersionEntry[] = [];
+    const restoreAll = () => {
+      for (const entry of removed) this.catalog.restore(entry);
+    };
     try {
+      for (const entry of entries) removed.push(this.catalog.swapOut(entry.workflowType, version));
       faultPoint('unload.swapped-out');
-      const { holders, total } = await this.pinHolders(workflowType, version);
+      const holders: PinHolder[] = [];
+      let total = 0;
+      for (const entry of entries) {
+        const found = await this.pinHolders(entry.workflowType, version);
+        total += found.total;
+        for (const h of found.holders) if (holders.length < HOLDERS_LIMIT) holders.push(several ? { ...h, workflow_type: entry.workflowType } : h);
+      }
       if (total > 0) throw pinnedError(workflowType, version, holders, total);
       faultPoint('unload.checked');
       if (options.dryRun) {
-        this.catalog.restore(removed);
+        restoreAll();
         return { workflow_type: workflowType, version, unloaded: false, dry_run: true };
       }
-      await this.store.write(
-        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options)],
-        { sync: true },
-      );
+      const ops: StoreOp[] = entries.flatMap((e) => [del(K.packageMeta(e.workflowType, version)), del(K.archive(e.workflowType, version))]);
+      ops.push(this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options, several ? { workflow_types: entries.map((e) => e.workflowType) } : {}));
+      await this.store.write(ops, { sync: true });
     } catch (error) {
-      this.catalog.restore(removed);
+      restoreAll();
       throw error;
     }
     faultPoint('unload.after-write');
-    this.unregisterModules(removed);
+    this.unregisterModules(removed[0]!);
     faultPoint('unload.unregistered');
     return { workflow_type: workflowType, version, unloaded: true };
   }
@@ -801,6 +972,7 @@ export class Engine {
 
   private unregisterModules(entry: VersionEntry): void {
     this.codePool?.dropVersion(entry.version);
+    this.schemaCache.drop(entry.version);
     const registry = this.moduleRegistry;
     if (!registry || !registry.has(entry.version)) return;
     const host = new Set(registry.hostModules());
@@ -846,7 +1018,7 @@ export class Engine {
     const range = { ...K.auditRange(), reverse: limit !== undefined };
     for await (const [, record] of this.store.scanJSON<DeployRecord>(range, (k) => this.warn(`skipping corrupt deploy record ${k}`))) {
       if (limit !== undefined && records.length >= limit) break;
-      if (workflowType === undefined || record.workflow_type === workflowType) records.push(record);
+      if (workflowType === undefined || record.workflow_type === workflowType || record.workflow_types?.includes(workflowType)) records.push(record);
     }
     return limit === undefined ? records : records.reverse();
   }
@@ -873,13 +1045,24 @@ export class Engine {
  * `version`; ramp, unload and --no-route load records are skipped) names the target in its
  * `previous`. Null when nothing was routed before `current`.
  */
-export function rollbackTargetOf(records: readonly DeployRecord[], current: string): string | null {
+export function rollbackTargetOf(records: readonly DeployRecord[], current: string, workflowType?: string): string | null {
   for (let i = records.length - 1; i >= 0; i--) {
     const r = records[i]!;
-    if ((r.operation !== 'load' && r.operation !== 'route') || r.routed === false || r.version !== current || r.previous === r.version) continue;
-    return r.previous;
+    // A load of several types records each type's previous route.
+    const previous = workflowType !== undefined && r.previous_by_type && workflowType in r.previous_by_type ? r.previous_by_type[workflowType]! : r.previous;
+    if ((r.operation !== 'load' && r.operation !== 'route') || r.routed === false || r.version !== current || previous === r.version) continue;
+    return previous;
   }
   return null;
+}
+
+/** Routes and ramps never name an internal type: `usage`. */
+function refuseInternal(entry: VersionEntry, what: string): void {
+  if (!isInternal(entry)) return;
+  throw new AionError('usage', `workflow type '${entry.workflowType}' is internal to package '${entry.manifest.workflow_type}': it is never routed, so it cannot be given a ${what}`, {
+    details: { workflow_type: entry.workflowType, internal: true },
+    hint: `${what} the package's own type instead: aion ${what} ${entry.manifest.workflow_type} ...`,
+  });
 }
 
 function pinnedError(workflowType: string, version: string, holders: PinHolder[], total: number): AionError {

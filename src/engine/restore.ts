@@ -2,6 +2,7 @@
 // unzipped and no run replayed. A corrupt row is skipped loudly and never stops the others;
 // a route to a version that is not loaded is kept aside as lost (starts refused, naming it).
 import type { Ramp, VersionEntry } from '../catalog/catalog.js';
+import { workflowSpec } from '../package/manifest.js';
 import type { Manifest } from '../package/types.js';
 import { K } from '../store/keys.js';
 import { printableKey, type Store } from '../store/store.js';
@@ -45,6 +46,12 @@ export function rowProblem(key: string, row: PackageRow): string | undefined {
   if (typeof row.entry_function !== 'string' || typeof row.deployed_entry_module !== 'string') return 'entry missing';
   if (typeof row.loaded_at !== 'string' || Number.isNaN(Date.parse(row.loaded_at))) return 'loaded_at missing';
   if (!Array.isArray(row.module_names)) return 'module list missing';
+  // Every row's type must be one its package's manifest exports (its own or an additional one).
+  try {
+    if (workflowSpec(row.manifest, row.workflow_type) === undefined) return 'its manifest does not export its workflow type';
+  } catch {
+    return 'its manifest lists malformed additional workflows';
+  }
   return undefined;
 }
 

@@ -12,6 +12,8 @@ import { AionError } from '../errors.js';
 import { faultPoint } from '../faults.js';
 import { K } from '../store/keys.js';
 import { del } from '../store/store.js';
+import { describeSchemaErrors } from '../package/schema.js';
+import type { VersionEntry } from '../catalog/catalog.js';
 import { Driver, validateWorkflowId, type RunDeps } from './driver.js';
 import { summary, type RunRecord } from './run-state.js';
 import type { RunDetail, RunSummary, SignalOutcome, StartOutcome } from './types.js';
@@ -89,6 +91,7 @@ export class RunManager {
         let started: string | undefined;
         try {
           version = pin.entry.version;
+          await this.checkInput(pin.entry, input);
           await code.ensure(pin.entry);
           started = await this.driver.withLock(id, () =>
             store.hold(async () => {
@@ -136,6 +139,21 @@ export class RunManager {
       version,
       status: rec?.run_id === runId ? rec.status : rec ? 'continued_as_new' : 'running',
     };
+  }
+
+  /**
+   * `usage` with `error.schema_errors` when `input` breaks the input schema of the version a
+   * start resolved (compiled once per version; ajv imported only for a type with a schema).
+   */
+  private async checkInput(entry: VersionEntry, input: unknown): Promise<void> {
+    const validate = this.deps.schemas.validator(entry.version, entry.manifest, entry.workflowType, 'input');
+    if (!validate) return;
+    const errors = (await validate)(input ?? null);
+    if (errors.length === 0) return;
+    throw new AionError('usage', `the input does not match the input schema of '${entry.workflowType}' (version ${entry.version.slice(0, 12)}): ${describeSchemaErrors(errors)}`, {
+      details: { workflow_type: entry.workflowType, version: entry.version, schema_errors: errors },
+      hint: `see the schema with: aion inspect <archive>`,
+    });
   }
 
   /** A workflow id for a start without `--id`: the type and 8 random hex digits. Replaceable in tests. */

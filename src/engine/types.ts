@@ -3,6 +3,8 @@
 export interface LoadOutcome {
   workflow_type: string;
   version: string;
+  /** Every workflow type of the package (its own first): all registered, the non-internal ones routed. */
+  workflow_types: string[];
   /** The author's label from workflow.json, or null. */
   label: string | null;
   /** False for `load --no-route`: registered and persisted, the route untouched. */
@@ -39,6 +41,12 @@ export interface VersionInfo {
   /** The share of new starts this version gets while its type ramps to it, else null. */
   ramp_percent: number | null;
   pins: PinCounts;
+  /** Every workflow type of this row's package (its own included, the package's first). */
+  package_types: string[];
+  /** An internal type: started only as a child by its package's workflows, never routed. */
+  internal: boolean;
+  /** `startup`: given to the running aion serve with --package (not persisted); else `loaded`. */
+  source: 'loaded' | 'startup';
   /** routed | ramping | draining (not routed, still pinned) | drained (safe to unload). */
   state: 'routed' | 'ramping' | 'draining' | 'drained';
 }
@@ -65,6 +73,8 @@ export interface RolloutStatus {
   routed: string | null;
   /** The routed version's label. */
   label: string | null;
+  /** Where the routed version comes from (`startup`: serve --package), or null with no route. */
+  source: 'loaded' | 'startup' | null;
   ramping: { version: string; percent: number; label: string | null } | null;
   /** What `rollback` would route to (a loaded version), else null. */
   rollback_target: string | null;
@@ -95,10 +105,10 @@ export interface UnloadOutcome {
 }
 
 export type PinHolder =
-  | { kind: 'in_flight_start' }
-  | { kind: 'live_run'; workflow_id: string; run_id: string }
-  | { kind: 'recoverable_run'; workflow_id: string; run_id: string }
-  | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string };
+  | { kind: 'in_flight_start'; workflow_type?: string }
+  | { kind: 'live_run'; workflow_id: string; run_id: string; workflow_type?: string }
+  | { kind: 'recoverable_run'; workflow_id: string; run_id: string; workflow_type?: string }
+  | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string; workflow_type?: string };
 
 /** One deploy audit record (load, route, ramp, unload), in the order they happened. */
 export interface DeployRecord {
@@ -113,6 +123,10 @@ export interface DeployRecord {
   ramp?: { version: string; percent: number } | null;
   /** Load records of `load --no-route`: false (the route did not move). */
   routed?: boolean;
+  /** Load and unload records of a package with several types: all of them (its own first). */
+  workflow_types?: string[];
+  /** Load records of a package with several types: each type's routed version before the load. */
+  previous_by_type?: Record<string, string | null>;
   message?: string;
 }
 

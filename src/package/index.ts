@@ -6,11 +6,12 @@ import { readPackage, resolveLimits } from './read.js';
 import type { AionPackage, PackageLimits } from './types.js';
 
 export { DEFAULT_LIMITS, FORMAT_VERSION } from './types.js';
-export type { AionPackage, Manifest, ManifestModule, PackageLimits } from './types.js';
+export type { AdditionalWorkflow, AionPackage, JsonSchema, Manifest, ManifestModule, PackageLimits, WorkflowSpec } from './types.js';
 export { contentHash, manifestDigest, sha256Hex, compareUtf8 } from './hash.js';
-export { canonicalJson, parseManifest, serializeManifest, validateManifest } from './manifest.js';
+export { canonicalJson, hasSchemas, packageTypes, parseManifest, serializeManifest, validateManifest, workflowSpec, workflowSpecs } from './manifest.js';
+export { checkSchemas, compileSchema, describeSchemaErrors, SchemaCache, type SchemaError, type Validate } from './schema.js';
 export { checkLogicalName, isLogicalName, logicalNameProblem, moduleEntryPath, moduleRelativePath } from './names.js';
-export { readPackage, resolveLimits, type ReadHooks } from './read.js';
+export { readPackage, resolveLimits, storedArchiveLimits, type ReadHooks } from './read.js';
 export { readProject, parseWorkflowConfig, type WorkflowConfig, type WorkflowProject } from './project.js';
 export { packProject, buildArchive, projectManifest, resolveOutputPath, type PackOptions, type PackResult } from './pack.js';
 

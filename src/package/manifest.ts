@@ -3,8 +3,9 @@
 // file and the field (`manifest.json: field 'timeout_seconds' must be ...`); nothing else
 // happens on failure.
 import { AionError } from '../errors.js';
+import { MAX_JSON_DEPTH, jsonDepth } from '../json.js';
 import { logicalNameProblem } from './names.js';
-import { FORMAT_VERSION, type Manifest, type ManifestModule } from './types.js';
+import { FORMAT_VERSION, type AdditionalWorkflow, type JsonSchema, type Manifest, type ManifestModule, type WorkflowSpec } from './types.js';
 
 /** The keys of Manifest, in the order they are written. */
 export const MANIFEST_KEYS = [
@@ -18,7 +19,23 @@ export const MANIFEST_KEYS = [
   'modules',
 ] as const satisfies readonly (keyof Manifest)[];
 /** Optional manifest keys, written after the required ones when present. */
-export const OPTIONAL_MANIFEST_KEYS = ['label'] as const satisfies readonly (keyof Manifest)[];
+export const OPTIONAL_MANIFEST_KEYS = ['label', 'input_schema', 'output_schema', 'additional_workflows'] as const satisfies readonly (keyof Manifest)[];
+
+/** The keys of an additional workflow, in the order they are written (the first three required). */
+export const ADDITIONAL_KEYS = [
+  'workflow_type',
+  'entry_module',
+  'entry_function',
+  'activities',
+  'timeout_seconds',
+  'internal',
+  'input_schema',
+  'output_schema',
+] as const satisfies readonly (keyof AdditionalWorkflow)[];
+const ADDITIONAL_REQUIRED = ADDITIONAL_KEYS.slice(0, 3);
+const ADDITIONAL_OPTIONAL = ADDITIONAL_KEYS.slice(3);
+/** At most this many additional workflow types in one archive. */
+export const MAX_ADDITIONAL_WORKFLOWS = 256;
 
 const LABEL = /^[^\p{C}]{1,64}$/u;
 
@@ -116,6 +133,115 @@ export function checkActivitiesField(value: unknown, file: string, field = 'acti
 }
 
 /**
+ * A JSON Schema's shape: `true`, `false` or a JSON object, nested at most MAX_JSON_DEPTH
+ * deep. Whether it is a valid draft 2020-12 schema is checked by checkSchemas (schema.ts),
+ * which compiles it; this check is what a reader can do without the schema library.
+ */
+export function checkSchemaField(value: unknown, file: string, field: string): JsonSchema {
+  if (typeof value === 'boolean') return value;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw fieldError(file, field, `must be a JSON Schema (an object, true or false), got ${describe(value)}`);
+  }
+  if (jsonDepth(value) > MAX_JSON_DEPTH) throw fieldError(file, field, `nests deeper than ${MAX_JSON_DEPTH} levels`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * `additional_workflows`: an array of {workflow_type, entry_module, entry_function,
+ * activities?, timeout_seconds?, internal?, input_schema?, output_schema?}. Every workflow_type
+ * follows the logical-name rules and is unique in the package (`primaryType` included).
+ * Returns fresh objects holding exactly the fields given.
+ */
+export function checkAdditionalWorkflows(value: unknown, file: string, primaryType: string): AdditionalWorkflow[] {
+  const field = 'additional_workflows';
+  if (!Array.isArray(value)) throw fieldError(file, field, `must be an array of workflow types, got ${describe(value)}`);
+  if (value.length > MAX_ADDITIONAL_WORKFLOWS) throw fieldError(file, field, `lists ${value.length} workflow types; at most ${MAX_ADDITIONAL_WORKFLOWS} are allowed`);
+  const seen = new Set([primaryType]);
+  return value.map((item, i) => {
+    const at = `${field}[${i}]`;
+    const record = checkObjectKeys(item, file, ADDITIONAL_REQUIRED, ADDITIONAL_OPTIONAL, `field '${at}'`);
+    const type = checkLogicalNameField(record.workflow_type, file, `${at}.workflow_type`);
+    if (seen.has(type)) throw fieldError(file, `${at}.workflow_type`, `duplicates workflow type ${JSON.stringify(type)} of this package`);
+    seen.add(type);
+    const out: AdditionalWorkflow = {
+      workflow_type: type,
+      entry_module: checkLogicalNameField(record.entry_module, file, `${at}.entry_module`),
+      entry_function: checkIdentifierField(record.entry_function, file, `${at}.entry_function`),
+    };
+    if (record.activities !== undefined) out.activities = checkActivitiesField(record.activities, file, `${at}.activities`);
+    if (record.timeout_seconds !== undefined) out.timeout_seconds = checkTimeoutField(record.timeout_seconds, file, `${at}.timeout_seconds`);
+    if (record.internal !== undefined) {
+      if (typeof record.internal !== 'boolean') throw fieldError(file, `${at}.internal`, `must be true or false, got ${describe(record.internal)}`);
+      out.internal = record.internal;
+    }
+    if (record.input_schema !== undefined) out.input_schema = checkSchemaField(record.input_schema, file, `${at}.input_schema`);
+    if (record.output_schema !== undefined) out.output_schema = checkSchemaField(record.output_schema, file, `${at}.output_schema`);
+    return out;
+  });
+}
+
+/** The fields a manifest and workflow.json share beyond the required ones: schemas and more types. */
+interface ExtraFields {
+  input_schema?: JsonSchema;
+  output_schema?: JsonSchema;
+  additional_workflows?: AdditionalWorkflow[];
+}
+
+/** Validates the optional schema and additional-workflow fields of a manifest or workflow.json record. */
+export function checkExtraFields(record: Record<string, unknown>, file: string, primaryType: string): ExtraFields {
+  const out: ExtraFields = {};
+  if (record.input_schema !== undefined) out.input_schema = checkSchemaField(record.input_schema, file, 'input_schema');
+  if (record.output_schema !== undefined) out.output_schema = checkSchemaField(record.output_schema, file, 'output_schema');
+  if (record.additional_workflows !== undefined) out.additional_workflows = checkAdditionalWorkflows(record.additional_workflows, file, primaryType);
+  return out;
+}
+
+/**
+ * Every workflow type a manifest exports, its own first, with defaults applied (activities
+ * `[]`, the package's timeout_seconds, not internal): the one definition of a type's spec.
+ */
+export function workflowSpecs(manifest: Manifest): WorkflowSpec[] {
+  const primary: WorkflowSpec = {
+    workflow_type: manifest.workflow_type,
+    entry_module: manifest.entry_module,
+    entry_function: manifest.entry_function,
+    activities: manifest.activities,
+    timeout_seconds: manifest.timeout_seconds,
+    internal: false,
+    ...(manifest.input_schema === undefined ? {} : { input_schema: manifest.input_schema }),
+    ...(manifest.output_schema === undefined ? {} : { output_schema: manifest.output_schema }),
+  };
+  return [
+    primary,
+    ...(manifest.additional_workflows ?? []).map((w) => ({
+      workflow_type: w.workflow_type,
+      entry_module: w.entry_module,
+      entry_function: w.entry_function,
+      activities: w.activities ?? [],
+      timeout_seconds: w.timeout_seconds ?? manifest.timeout_seconds,
+      internal: w.internal ?? false,
+      ...(w.input_schema === undefined ? {} : { input_schema: w.input_schema }),
+      ...(w.output_schema === undefined ? {} : { output_schema: w.output_schema }),
+    })),
+  ];
+}
+
+/** The spec of one type of a manifest, or undefined when the package does not export it. */
+export function workflowSpec(manifest: Manifest, workflowType: string): WorkflowSpec | undefined {
+  return workflowSpecs(manifest).find((s) => s.workflow_type === workflowType);
+}
+
+/** Whether any type of a package has an input or output schema (only then is ajv imported). */
+export function hasSchemas(manifest: Manifest): boolean {
+  return workflowSpecs(manifest).some((s) => s.input_schema !== undefined || s.output_schema !== undefined);
+}
+
+/** The workflow types of a package, its own first. */
+export function packageTypes(manifest: Manifest): string[] {
+  return [manifest.workflow_type, ...(manifest.additional_workflows ?? []).map((w) => w.workflow_type)];
+}
+
+/**
  * Validates a parsed manifest.json value and returns a fresh Manifest holding exactly its
  * fields. `file` names the file in messages.
  */
@@ -168,6 +294,7 @@ export function validateManifest(value: unknown, file = 'manifest.json'): Manife
     version: record.version,
     modules,
     ...(record.label === undefined ? {} : { label: checkLabelField(record.label, file) }),
+    ...checkExtraFields(record, file, workflowType),
   };
 }
 
@@ -199,6 +326,15 @@ export function serializeManifest(manifest: Manifest): string {
   for (const key of MANIFEST_KEYS) ordered[key] = manifest[key];
   ordered.modules = manifest.modules.map((m) => ({ name: m.name, bytes: m.bytes }));
   if (manifest.label !== undefined) ordered.label = manifest.label;
+  if (manifest.input_schema !== undefined) ordered.input_schema = manifest.input_schema;
+  if (manifest.output_schema !== undefined) ordered.output_schema = manifest.output_schema;
+  if (manifest.additional_workflows !== undefined) {
+    ordered.additional_workflows = manifest.additional_workflows.map((w) => {
+      const entry: Record<string, unknown> = {};
+      for (const key of ADDITIONAL_KEYS) if (w[key] !== undefined) entry[key] = w[key];
+      return entry;
+    });
+  }
   return JSON.stringify(ordered, null, 2) + '\n';
 }
 

@@ -52,6 +52,9 @@ export function projectManifest(project: WorkflowProject): Manifest {
     version: contentHash(project.modules),
     modules: [...project.modules].map(([name, bytes]) => ({ name, bytes: bytes.length })),
     ...(config.label === undefined ? {} : { label: config.label }),
+    ...(config.input_schema === undefined ? {} : { input_schema: config.input_schema }),
+    ...(config.output_schema === undefined ? {} : { output_schema: config.output_schema }),
+    ...(config.additional_workflows === undefined ? {} : { additional_workflows: config.additional_workflows }),
   };
 }
 

@@ -20,13 +20,15 @@ import {
   checkObjectKeys,
   checkLabelField,
   checkTimeoutField,
+  checkExtraFields,
   fieldError,
 } from './manifest.js';
+import type { AdditionalWorkflow, JsonSchema } from './types.js';
 import { archivePathProblem, moduleNameFromRelativePath, moduleRelativePath } from './names.js';
 
 export const WORKFLOW_FILE = 'workflow.json';
 const REQUIRED_KEYS = ['entry_module', 'entry_function', 'timeout_seconds', 'activities'] as const;
-const OPTIONAL_KEYS = ['output', 'label'] as const;
+const OPTIONAL_KEYS = ['output', 'label', 'input_schema', 'output_schema', 'additional_workflows'] as const;
 
 /** workflow.json, validated. */
 export interface WorkflowConfig {
@@ -38,6 +40,11 @@ export interface WorkflowConfig {
   output?: string;
   /** Author label shown by inspect, load, versions and status; not part of the version. */
   label?: string;
+  /** JSON Schemas (draft 2020-12) of the run's input and output. */
+  input_schema?: JsonSchema;
+  output_schema?: JsonSchema;
+  /** More workflow types this package exports (contract: "Packages with several workflow types"). */
+  additional_workflows?: AdditionalWorkflow[];
 }
 
 export interface WorkflowProject {
@@ -89,6 +96,11 @@ export async function readProject(projectDir: string): Promise<WorkflowProject> 
   if (!modules.has(config.entry_module)) {
     throw fieldError(configPath, 'entry_module', `names ${JSON.stringify(config.entry_module)}, but modules/${moduleRelativePath(config.entry_module)} does not exist`);
   }
+  (config.additional_workflows ?? []).forEach((w, i) => {
+    if (!modules.has(w.entry_module)) {
+      throw fieldError(configPath, `additional_workflows[${i}].entry_module`, `names ${JSON.stringify(w.entry_module)}, but modules/${moduleRelativePath(w.entry_module)} does not exist`);
+    }
+  });
 
   const sources = new Map<string, Uint8Array>();
   const sourcesDir = path.join(dir, 'src');
@@ -155,6 +167,7 @@ export function parseWorkflowConfig(text: string, file: string): WorkflowConfig 
     config.output = output;
   }
   if (record.label !== undefined) config.label = checkLabelField(record.label, file);
+  Object.assign(config, checkExtraFields(record, file, config.entry_module));
   return config;
 }
 

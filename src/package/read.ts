@@ -30,6 +30,20 @@ export function resolveLimits(limits: Partial<PackageLimits> = {}): PackageLimit
   return merged;
 }
 
+/**
+ * The limits to re-read an archive the state directory already holds: it was admitted at load
+ * under the operator's limits (`--max-*`, which are not recorded), so its own size, entry count
+ * and inflated size are not held against it again; every other check (entry sizes, ratio,
+ * names, hash) still applies.
+ */
+export function storedArchiveLimits(bytes: Uint8Array): Partial<PackageLimits> {
+  return {
+    maxArchiveBytes: Math.max(DEFAULT_LIMITS.maxArchiveBytes, bytes.length),
+    maxInflatedBytes: Number.MAX_SAFE_INTEGER,
+    maxEntries: 0xffff,
+  };
+}
+
 /** Optional notifications from `readPackage` (progress views). */
 export interface ReadHooks {
   /** Called once the archive's structure and manifest are valid, before the content hash. */
@@ -106,6 +120,12 @@ export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = 
   if (!modules.has(manifest.entry_module)) {
     throw invalid(`entry module ${JSON.stringify(manifest.entry_module)} (${moduleEntryPath(manifest.entry_module)}) is missing from the archive`);
   }
+  // Every additional type's entry module too: a manifest whose extra entries lie is refused.
+  (manifest.additional_workflows ?? []).forEach((w, i) => {
+    if (!modules.has(w.entry_module)) {
+      throw invalid(`manifest.json additional_workflows[${i}] (${JSON.stringify(w.workflow_type)}): entry module ${JSON.stringify(w.entry_module)} (${moduleEntryPath(w.entry_module)}) is missing from the archive`);
+    }
+  });
   const listed = new Set<string>();
   for (const { name, bytes: size } of manifest.modules) {
     listed.add(name);

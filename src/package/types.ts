@@ -18,6 +18,42 @@ export interface Manifest {
   modules: ManifestModule[];
   /** The author's label (≤ 64 printable characters); not part of the version. Absent: none. */
   label?: string;
+  /** JSON Schema (draft 2020-12) a start's input must match. Absent: any input. */
+  input_schema?: JsonSchema;
+  /** JSON Schema (draft 2020-12) a completed run's output must match. Absent: any output. */
+  output_schema?: JsonSchema;
+  /** More workflow types the same archive exports (same version). Absent: only workflow_type. */
+  additional_workflows?: AdditionalWorkflow[];
+}
+
+/** A JSON Schema: an object, or `true`/`false`. */
+export type JsonSchema = boolean | Record<string, unknown>;
+
+/** One more workflow type of an archive, as written in workflow.json and manifest.json. */
+export interface AdditionalWorkflow {
+  workflow_type: string;
+  entry_module: string;
+  entry_function: string;
+  /** Absent: none. */
+  activities?: string[];
+  /** Absent: the package's timeout_seconds. */
+  timeout_seconds?: number;
+  /** Started only as a child by the package's own workflows; never routed. Absent: false. */
+  internal?: boolean;
+  input_schema?: JsonSchema;
+  output_schema?: JsonSchema;
+}
+
+/** One workflow type an archive exports, defaults applied (see workflowSpecs, the one rule). */
+export interface WorkflowSpec {
+  workflow_type: string;
+  entry_module: string;
+  entry_function: string;
+  activities: string[];
+  timeout_seconds: number;
+  internal: boolean;
+  input_schema?: JsonSchema;
+  output_schema?: JsonSchema;
 }
 
 export interface ManifestModule {

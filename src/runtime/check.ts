@@ -14,13 +14,13 @@ export interface CheckedManifest {
 
 /**
  * Throws AionError('invalid_package') naming the problem, with the message `load` gives, when
- * a module does not compile or the entry does not verify. Registers nothing anywhere; the
+ * a module does not compile or an entry (one, or each of a list) does not verify. Registers nothing anywhere; the
  * thread it starts is stopped before it returns.
  */
 export async function checkPackageCode(
   version: string,
   modules: ReadonlyMap<string, Uint8Array>,
-  manifest: CheckedManifest,
+  manifest: CheckedManifest | readonly CheckedManifest[],
   limits: Partial<PoolLimits> = {},
 ): Promise<void> {
   const registry = new ModuleRegistry();
@@ -30,7 +30,8 @@ export async function checkPackageCode(
     { names: (v) => [...(registry.modules(v)?.keys() ?? [])], source: (v, name) => registry.modules(v)?.get(name)?.source },
   );
   try {
-    await verifyVersion(pool, registry, version, manifest);
+    // Every workflow type's entry (a package with several types lists them all).
+    for (const entry of Array.isArray(manifest) ? manifest : [manifest]) await verifyVersion(pool, registry, version, entry);
   } finally {
     await pool.close();
   }

@@ -11,6 +11,8 @@ export interface ErrorInfo {
   code?: string;
   /** Which limit: `memory` or `time`. */
   limit?: 'memory' | 'time';
+  /** With code `output_schema`: where the output breaks its type's output schema. */
+  schema_errors?: { path: string; message: string }[];
 }
 
 export type WorkflowEvent =

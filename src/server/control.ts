@@ -14,6 +14,9 @@
 // whose request line is not complete requestLineTimeoutMs after it began gets a `usage` line
 // and is closed.
 //
+// Draining (`drain`, from SIGINT/SIGTERM until `close`): the socket keeps listening and read
+// operations (the operation table's `mutates: false`: versions, runs, show, status, history,
+// hello …) are still answered; every mutation is refused with `shutting_down`.
 // Shutdown (`close`): new requests are refused with `shutting_down`, the listening socket is
 // closed (and its file removed), requests in flight are waited for — until the shutdown
 // deadline (SOCKET_LIMITS.shutdownGraceMs by default), no longer — then every connection is
@@ -22,7 +25,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { chmodSync, lstatSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { AionError, toAionError } from '../errors.js';
-import { runOperation } from '../client/operations.js';
+import { OPERATIONS, runOperation } from '../client/operations.js';
 import type { Engine } from '../engine/engine.js';
 import {
   encodeLine,
@@ -82,7 +85,10 @@ export class ControlServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private inFlight = 0;
+  /** Closing: every request is refused, no connection accepted. */
   private stopping = false;
+  /** Draining: mutations are refused, reads answered. */
+  private draining = false;
   private drained: (() => void) | undefined;
   private closing: Promise<void> | undefined;
   private socketIno: number | undefined;
@@ -266,11 +272,13 @@ export class ControlServer {
       return;
     }
     const request = parsed.request;
-    if (this.stopping) {
+    if (this.stopping || (this.draining && OPERATIONS[request.method].mutates)) {
       this.send(conn, {
         v: PROTOCOL_VERSION,
         id: request.id,
-        error: errorToWire(new AionError('shutting_down', `aion serve is shutting down and refuses new work (${request.method})`, { hint: 'retry once aion serve has stopped or restarted' })),
+        error: errorToWire(new AionError('shutting_down', `aion serve is shutting down and refuses new work (${request.method}); reads are still answered while it drains`, {
+          hint: 'retry once aion serve has stopped or restarted',
+        })),
       });
       return;
     }
@@ -322,6 +330,14 @@ export class ControlServer {
   /** Carries out one request on the serving engine (params validated by the operation table). */
   private dispatch(request: Request): Promise<unknown> {
     return runOperation(this.options.engine, request.method, request.params);
+  }
+
+  /**
+   * Begins the drain: from now on mutations are refused (`shutting_down`) while reads are
+   * still answered, and connections still accepted, until `close`. Idempotent.
+   */
+  drain(): void {
+    this.draining = true;
   }
 
   /**

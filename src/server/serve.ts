@@ -3,13 +3,15 @@
 // command on the directory is carried out here, fire timers as they fall due, and stop on
 // SIGINT or SIGTERM or, with untilIdle, once no run can progress without a new signal.
 //
-// Stopping: new requests are refused (`shutting_down`), the socket stops accepting and its
+// Stopping: first the drain — mutations are refused (`shutting_down`), reads still answered
+// while runs finish their step; then new requests are refused, the socket stops accepting and its
 // file is removed, requests in flight are waited for, then the engine closes (its shutdown
 // gate waits for admitted operations) and the holder file goes with it. All that waiting
 // ends SOCKET_LIMITS.shutdownGraceMs after the signal: what is still running then is
 // abandoned with a warning (as a crash would leave it: runs are recovered next time), and
 // `onAbandoned` tells the caller to end the process, which abandoned work keeps alive.
 import { AionError } from '../errors.js';
+import type { PackageLimits } from '../package/types.js';
 import { Engine } from '../engine/engine.js';
 import { recordHolderSocket, type HolderInfo } from '../store/holder.js';
 import { serverAnswers } from '../client/remote.js';
@@ -30,6 +32,14 @@ export interface ServeOptions {
   onReady?: (engine: Engine) => void;
   /** Runs whose workflow code stays resident between activations, at most. */
   maxResident?: number;
+  /**
+   * Startup packages (`serve --package`): loaded at boot, before any run is recovered, in
+   * memory only; each routes its non-internal types while this server runs. One that does
+   * not load stops the server before it listens (the load's error).
+   */
+  packages?: readonly string[];
+  /** Archive limits for the startup packages. */
+  limits?: Partial<PackageLimits>;
   /**
    * Called when shutdown gave up waiting (past its grace period) on work still running: the
    * summary is still returned, and the caller should then exit the process.
@@ -66,6 +76,15 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
       }
     },
   });
+  for (const file of options.packages ?? []) {
+    try {
+      const loaded = await engine.loadStartupPackage(file, options.limits);
+      options.onInfo?.(`startup package ${file}: ${loaded.workflow_types.join(', ')} ${loaded.version.slice(0, 12)} routed while this server runs (not persisted)`);
+    } catch (error) {
+      await engine.close().catch(() => {});
+      throw error;
+    }
+  }
   let stopping = false;
   /** A request was carried out since the loop last looked at the timers. */
   let dirty = false;
@@ -76,7 +95,8 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
   const stop = () => {
     stopping = true;
     deadline ??= Date.now() + SOCKET_LIMITS.shutdownGraceMs;
-    void control?.close(deadline);
+    // The drain: reads are still answered while runs finish their step; mutations refused.
+    control?.drain();
     wake?.();
   };
   process.once('SIGINT', stop);
@@ -108,7 +128,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
       } catch (error) {
         throw new AionError('store', `cannot record the control socket in the holder file of ${options.stateDir}: ${(error as Error).message}`, { cause: error });
       }
-      if (stopping) void control.close(deadline);
+      if (stopping) control.drain();
       options.onListening?.(place.path);
     }
     options.onInfo?.(`serving ${options.stateDir}: ${summary.recovered} active run(s) recovered`);

@@ -31,7 +31,7 @@ describe('deploy flow through the CLI', () => {
     const s = ['--state-dir', path.join(work.dir, 'flow')];
     const l1 = await aionIn([...s, 'load', v1.path, '--json']);
     assert.equal(l1.code, 0, l1.stderr);
-    assert.deepEqual(Object.keys(l1.json).sort(), ['deployed_entry_module', 'entry_function', 'freshly_loaded', 'label', 'previous', 'route_changed', 'routed', 'version', 'workflow_type']);
+    assert.deepEqual(Object.keys(l1.json).sort(), ['deployed_entry_module', 'entry_function', 'freshly_loaded', 'label', 'previous', 'route_changed', 'routed', 'version', 'workflow_type', 'workflow_types']);
     assert.equal(l1.json.freshly_loaded, true);
 
     const l2 = await aionIn([...s, 'load', v2.path, '--json']);

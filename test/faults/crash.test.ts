@@ -78,6 +78,13 @@ function scenarios(): Scenario[] {
     await base(dir);
     await load(dir, 'hello_v2');
   });
+  const withFamily = cached('family', async (dir) => {
+    await load(dir, 'family_v1');
+  });
+  const withFamilyV2 = cached('family-v2', async (dir) => {
+    await withFamily(dir);
+    await load(dir, 'family_v2');
+  });
   const withRamp = cached('ramp', async (dir) => {
     await withV2(dir);
     await cli(dir, ['ramp', 'hello', A.hello_v1!.version, '30']);
@@ -123,7 +130,12 @@ function scenarios(): Scenario[] {
       op: () => ['unload', 'approval', A.approval!.version],
       codes: [4],
     },
+    // A package with several types (family: parent, internal child, echo): all of its types or none.
+    { name: 'load a package with several types', kind: 'deploy', setup: async () => {}, op: () => ['load', A.family_v1!.path], codes: [0] },
+    { name: 'load a new version of a package with several types', kind: 'deploy', setup: withFamily, op: () => ['load', A.family_v2!.path], codes: [0] },
+    { name: 'unload a version of a package with several types', kind: 'deploy', setup: withFamilyV2, op: () => ['unload', 'family_child', A.family_v1!.version], codes: [0, 3] },
     // --- runs ---
+    { name: 'start a parent whose child type is internal', kind: 'run', setup: withFamily, ...startOp('family', 'f1', '{"name":"x"}'), codes: [0] },
     { name: 'start hello', kind: 'run', setup: base, ...startOp('hello', 'w1', '{"name":"x"}'), codes: [0] },
     { name: 'start order (activity)', kind: 'run', setup: base, ...startOp('order', 'o1'), codes: [0] },
     { name: 'start parent (child workflow)', kind: 'run', setup: base, ...startOp('parent', 'p1'), codes: [0] },
@@ -261,7 +273,7 @@ function finalOf(p: Prepared): Promise<any> {
 let prepared: Prepared[] = [];
 
 test('crash consistency: prepare the scenarios', { timeout: 600_000 }, async () => {
-  for (const [name, fixture] of [['hello_v1', 'hello_v1'], ['hello_v2', 'hello_v2'], ['approval', 'approval'], ['parent', 'parent'], ['order', 'order'], ['counter', 'counter'], ['sleeper', 'sleeper']] as const) {
+  for (const [name, fixture] of [['hello_v1', 'hello_v1'], ['hello_v2', 'hello_v2'], ['approval', 'approval'], ['parent', 'parent'], ['order', 'order'], ['counter', 'counter'], ['sleeper', 'sleeper'], ['family_v1', 'family_v1'], ['family_v2', 'family_v2']] as const) {
     A[name] = await packFixture(fixture, root, `${name}.aion`);
   }
   A.approval_v2 = await packVariant('approval', root, 'approval_v2');

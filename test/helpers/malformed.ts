@@ -348,5 +348,61 @@ export function malformedArchives(): MalformedArchive[] {
     buildPackage({ manifest: (m) => void ((m.modules as Record<string, unknown>[])[0]!.sha = 'x') }),
     /unknown key "sha" in field 'modules\[0\]'/,
   );
+
+  // Several workflow types (additional_workflows) and schemas
+  const CHILD: ModuleSpec[] = [...DEFAULT_MODULES, ['hello@child', 'exports.run = async () => 1;\n']];
+  const extra = (w: unknown) => (m: Record<string, unknown>) => void (m.additional_workflows = w);
+  add('additional-not-array', buildPackage({ modules: CHILD, manifest: extra({ workflow_type: 'kid' }) }), /field 'additional_workflows' must be an array of workflow types/);
+  add(
+    'additional-duplicates-own-type',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'hello', entry_module: 'hello@child', entry_function: 'run' }]) }),
+    /field 'additional_workflows\[0\]\.workflow_type' duplicates workflow type "hello" of this package/,
+  );
+  add(
+    'additional-duplicate-types',
+    buildPackage({
+      modules: CHILD,
+      manifest: extra([
+        { workflow_type: 'kid', entry_module: 'hello@child', entry_function: 'run' },
+        { workflow_type: 'kid', entry_module: 'hello', entry_function: 'run' },
+      ]),
+    }),
+    /field 'additional_workflows\[1\]\.workflow_type' duplicates workflow type "kid"/,
+  );
+  add(
+    'additional-bad-type-name',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'Kid', entry_module: 'hello@child', entry_function: 'run' }]) }),
+    /field 'additional_workflows\[0\]\.workflow_type' "Kid"/,
+  );
+  add(
+    'additional-entry-module-absent',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'kid', entry_module: 'hello@ghost', entry_function: 'run' }]) }),
+    /additional_workflows\[0\] \("kid"\): entry module "hello@ghost" \(modules\/hello\/ghost\.js\) is missing from the archive/,
+  );
+  add(
+    'additional-unknown-key',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'kid', entry_module: 'hello@child', entry_function: 'run', routed: true }]) }),
+    /unknown key "routed" in field 'additional_workflows\[0\]'/,
+  );
+  add(
+    'additional-missing-entry-function',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'kid', entry_module: 'hello@child' }]) }),
+    /missing key 'entry_function' in field 'additional_workflows\[0\]'/,
+  );
+  add(
+    'additional-internal-not-boolean',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'kid', entry_module: 'hello@child', entry_function: 'run', internal: 'yes' }]) }),
+    /field 'additional_workflows\[0\]\.internal' must be true or false/,
+  );
+  add(
+    'additional-timeout-over-a-day',
+    buildPackage({ modules: CHILD, manifest: extra([{ workflow_type: 'kid', entry_module: 'hello@child', entry_function: 'run', timeout_seconds: 86_401 }]) }),
+    /field 'additional_workflows\[0\]\.timeout_seconds' must be at most 86400/,
+  );
+  add('schema-not-object', buildPackage({ manifest: (m) => void (m.input_schema = 'string') }), /field 'input_schema' must be a JSON Schema \(an object, true or false\)/);
+  let deep: unknown = {};
+  for (let i = 0; i < 1100; i++) deep = { items: deep };
+  // Compact text: indented, 1,100 levels would be a megabyte of spaces.
+  add('schema-too-deep', buildPackage({ manifestText: JSON.stringify({ ...manifestFor(DEFAULT_MODULES), output_schema: deep }) }), /field 'output_schema' nests deeper than 1000 levels/);
   return cases;
 }

@@ -107,6 +107,7 @@ describe('aion inspect', () => {
     assert.deepEqual(Object.keys(r.json), [
       'workflow_type', 'entry_module', 'entry_function', 'version', 'manifest_digest',
       'timeout_seconds', 'activities', 'modules', 'format_version', 'label',
+      'input_schema', 'output_schema', 'workflow_types',
     ]);
     assert.equal(r.json.workflow_type, 'order');
     assert.equal(r.json.entry_module, 'order');

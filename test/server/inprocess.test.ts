@@ -188,3 +188,44 @@ test('unload through the server names an in-flight start', async () => {
     cleanup();
   }
 });
+
+test('draining answers every read operation of the table and refuses every mutation; close then refuses all', async () => {
+  const { dir, cleanup } = tempDir('aion-server-inproc-');
+  const stateDir = path.join(dir, 'state');
+  const hello = pack('hello_v1', dir);
+  const { engine, control, socket } = await serveInProcess(stateDir);
+  try {
+    const client = (await connectServer(stateDir))!;
+    await client.load({ archive: hello.path });
+    await client.start({ workflow_type: 'hello', workflow_id: 'w1', input: { name: 'x' } });
+    control.drain();
+    assert.equal(existsSync(socket), true, 'still listening while draining');
+    const fresh = await connectServer(stateDir);
+    assert.ok(fresh, 'a new client connects during the drain');
+    assert.equal((await fresh.versions()).length, 1);
+    assert.equal((await fresh.runs()).length, 1);
+    assert.equal((await fresh.show({ workflow_id: 'w1' })).status, 'completed');
+    assert.equal((await fresh.status()).length, 1);
+    assert.equal((await fresh.history()).length, 1);
+    assert.equal((await fresh.holders({ workflow_type: 'hello', version: hello.version })).holders_total, 0);
+    for (const mutation of [
+      () => fresh.load({ archive: hello.path }),
+      () => fresh.route({ workflow_type: 'hello', version: hello.version }),
+      () => fresh.start({ workflow_type: 'hello' }),
+      () => fresh.unload({ workflow_type: 'hello', version: hello.version }),
+      () => fresh.signal({ workflow_id: 'w1', name: 'x' }),
+    ]) {
+      const refused = await mutation().then(() => assert.fail('a mutation during the drain must be refused'), (e: unknown) => e);
+      assert.ok(refused instanceof AionError);
+      assert.equal(refused.code, 'shutting_down');
+    }
+    await control.close();
+    assert.equal(existsSync(socket), false);
+    await client.close();
+    await fresh.close();
+  } finally {
+    await control.close();
+    await engine.close();
+    cleanup();
+  }
+});

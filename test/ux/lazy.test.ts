@@ -117,9 +117,26 @@ describe('start-up imports only what the command needs', () => {
     assert.equal(r.code, 0, r.stderr);
     const commands = r.urls.filter((u) => /\/dist\/src\/cli\/commands\/[a-z]+\.js$/.test(u) && !u.endsWith('/index.js'));
     assert.deepEqual(commands.map((u) => path.basename(u)), ['versions.js']);
-    for (const forbidden of [/\/node_modules\/chalk\//, /\/dist\/src\/runtime\//, /\/dist\/src\/package\/(read|zip|pack)\.js$/, /\/node_modules\/fflate\//]) {
+    for (const forbidden of [/\/node_modules\/chalk\//, /\/dist\/src\/runtime\//, /\/dist\/src\/package\/(read|zip|pack)\.js$/, /\/node_modules\/fflate\//, /\/node_modules\/ajv\//]) {
       assert.ok(!r.urls.some((u) => forbidden.test(u)), `${forbidden} must not be imported by versions --json`);
     }
+  });
+
+  test('ajv (JSON Schema) is imported only on the paths that validate a schema', async () => {
+    const family = await packFixture('family_v1', work.dir, 'family.aion');
+    const AJV = /\/node_modules\/ajv\//;
+    for (const args of [['load', v1.path, '--json'], ['start', 'hello', '--json'], ['versions', '--json'], ['inspect', v1.path, '--json']]) {
+      const r = traced(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!r.urls.some((u) => AJV.test(u)), `aion ${args.join(' ')} (no schema) must not import ajv`);
+    }
+    for (const args of [['inspect', family.path, '--json'], ['load', family.path, '--json'], ['start', 'family', '--input', '{"name":"x"}', '--json']]) {
+      const r = traced(args);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.urls.some((u) => AJV.test(u)), `aion ${args.join(' ')} validates with ajv (control)`);
+    }
+    const after = traced(['versions', '--json']);
+    assert.ok(!after.urls.some((u) => AJV.test(u)), 'versions never imports ajv, schemas loaded or not');
   });
 
   test('help still lists every command', () => {

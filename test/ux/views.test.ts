@@ -16,13 +16,14 @@ const V1 = 'a'.repeat(64);
 const V2 = 'b'.repeat(64);
 
 function outcome(extra: Partial<LoadOutcome> = {}): LoadOutcome {
-  return { workflow_type: 'hello', version: V2, deployed_entry_module: `hello$${V2}`, entry_function: 'main', freshly_loaded: true, route_changed: true, routed: true, label: null, previous: V1, ...extra };
+  return { workflow_type: 'hello', version: V2, workflow_types: ['hello'], deployed_entry_module: `hello$${V2}`, entry_function: 'main', freshly_loaded: true, route_changed: true, routed: true, label: null, previous: V1, ...extra };
 }
 
 function version(v: string, state: VersionInfo['state'], pins = { live: 0, recoverable: 0, recorded_children: 0 }): VersionInfo {
   return {
     workflow_type: 'hello', version: v, deployed_entry_module: `hello$${v}`, entry_function: 'main', manifest_version: 1, manifest_digest: 'd'.repeat(64),
     loaded_at: new Date(Date.now() - 120_000).toISOString(), label: null, route_active: state === 'routed', rollback_target: false, ramp_percent: null, pins, state,
+    package_types: ['hello'], internal: false, source: 'loaded',
   };
 }
 

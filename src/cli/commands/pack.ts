@@ -1,9 +1,32 @@
 // `aion pack [project_dir] [--out <file>]`: build a reproducible .aion archive from a project.
 // The package code (fflate, zlib, crypto) is imported inside the action, never at start-up.
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { escapeText, shortVersion } from '../render.js';
 import type { Streams } from '../output.js';
+
+export interface PackOptions {
+  projectDir: string;
+  out?: string;
+}
+
+export async function runPack({ out }: CommandContext, opts: PackOptions): Promise<void> {
+  // The runtime is imported here only: it checks the code (and schemas) as load would, before writing.
+  const { packProject } = await import('../../package/index.js');
+  const { checkArchive } = await import('../package-check.js');
+  const { path, pkg } = await packProject(opts.projectDir, { out: opts.out, check: checkArchive });
+  const result = {
+    workflow_type: pkg.manifest.workflow_type,
+    version: pkg.version,
+    output: path,
+    modules: pkg.modules.size,
+  };
+  out.result(result, () => {
+    const count = `${pkg.modules.size} module${pkg.modules.size === 1 ? '' : 's'}`;
+    const more = pkg.manifest.additional_workflows?.length ? `, ${pkg.manifest.additional_workflows.length + 1} workflow types` : '';
+    return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(shortVersion(out, pkg.version))} → ${escapeText(path)} (${count}${more})`;
+  });
+}
 
 export function registerPack(program: Command, streams: Streams): void {
   program
@@ -29,22 +52,5 @@ Examples:
   $ aion pack . --json
   $ aion pack my_flow --out my_flow.aion && aion load my_flow.aion`,
     )
-    .action(
-      action<[string, { out?: string }]>(async ({ out }, projectDir, options) => {
-        // The runtime is imported here only: it checks the code as load would, before writing.
-        const { packProject } = await import('../../package/index.js');
-        const { checkPackageCode } = await import('../../runtime/check.js');
-        const { path, pkg } = await packProject(projectDir, { out: options.out, check: (p) => checkPackageCode(p.version, p.modules, p.manifest) });
-        const result = {
-          workflow_type: pkg.manifest.workflow_type,
-          version: pkg.version,
-          output: path,
-          modules: pkg.modules.size,
-        };
-        out.result(result, () => {
-          const count = `${pkg.modules.size} module${pkg.modules.size === 1 ? '' : 's'}`;
-          return `packed ${out.c.bold(result.workflow_type)} ${out.c.cyan(shortVersion(out, pkg.version))} → ${escapeText(path)} (${count})`;
-        });
-      }, streams),
-    );
+    .action(action(async (ctx, projectDir: string, options: { out?: string }) => runPack(ctx, { projectDir, out: options.out }), streams));
 }

@@ -1,11 +1,36 @@
 // aion start <workflow_type> [--input <json>] [--id <workflow_id>]
 import type { Command } from 'commander';
-import { action } from '../context.js';
+import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
 import { parseInput } from '../input.js';
 import { escapeText, shortVersion } from '../render.js';
 import { outcomeText, statusText } from './show.js';
 import type { Register } from './index.js';
+
+export interface StartOptions {
+  workflowType: string;
+  /** JSON text; absent means null. */
+  input?: string;
+  id?: string;
+}
+
+export async function runStart(ctx: CommandContext, opts: StartOptions): Promise<void> {
+  const { workflowType } = opts;
+  const input = parseInput(opts.input);
+  const { result, final } = await withClient(ctx, { write: true, command: `start ${workflowType}`, drivesRuns: true }, async (client) => {
+    const started = await client.start({ workflow_type: workflowType, input, workflow_id: opts.id });
+    // For people: what the run ended with (its successor's, after continue-as-new).
+    const ended = !ctx.out.json && started.status !== 'running' ? await client.show({ workflow_id: started.workflow_id }).catch(() => undefined) : undefined;
+    return { result: started, final: ended };
+  });
+  ctx.out.result(result, () => {
+    const head = `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${escapeText(result.workflow_type)} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`;
+    if (!final) return head;
+    const successor = final.run_id !== result.run_id ? `\n  now    run ${final.run_id} ${statusText(ctx.out, final.status)}` : '';
+    const outcome = outcomeText(ctx.out, final);
+    return head + successor + (outcome ? '\n' + outcome : '');
+  });
+}
 
 export const registerStart: Register = (program: Command, streams) => {
   program
@@ -26,22 +51,5 @@ Examples:
   $ aion start hello --input '{"name":"ada"}'
   $ aion start approval --id order-42 --json`,
     )
-    .action(
-      action(async (ctx, workflowType: string, opts: { input?: string; id?: string }) => {
-        const input = parseInput(opts.input);
-        const { result, final } = await withClient(ctx, { write: true, command: `start ${workflowType}`, drivesRuns: true }, async (client) => {
-          const started = await client.start({ workflow_type: workflowType, input, workflow_id: opts.id });
-          // For people: what the run ended with (its successor's, after continue-as-new).
-          const ended = !ctx.out.json && started.status !== 'running' ? await client.show({ workflow_id: started.workflow_id }).catch(() => undefined) : undefined;
-          return { result: started, final: ended };
-        });
-        ctx.out.result(result, () => {
-          const head = `${ctx.out.c.bold(result.workflow_id)} ${statusText(ctx.out, result.status)}  ${escapeText(result.workflow_type)} ${ctx.out.c.cyan(shortVersion(ctx.out, result.version))}  run ${result.run_id}`;
-          if (!final) return head;
-          const successor = final.run_id !== result.run_id ? `\n  now    run ${final.run_id} ${statusText(ctx.out, final.status)}` : '';
-          const outcome = outcomeText(ctx.out, final);
-          return head + successor + (outcome ? '\n' + outcome : '');
-        });
-      }, streams),
-    );
+    .action(action(async (ctx, workflowType: string, opts: Omit<StartOptions, 'workflowType'>) => runStart(ctx, { workflowType, ...opts }), streams));
 };

@@ -22,7 +22,7 @@ export async function runStatus(ctx: CommandContext, opts: StatusOptions): Promi
         return n > 0 ? c.dim(` (${n} running)`) : '';
       };
       const lines = [c.bold(t.workflow_type)];
-      lines.push(`  routed    ${t.routed ? `${v(t.routed)}${t.label ? ` ${t.label}` : ''}${running(t.routed)}` : c.yellow('nothing (aion route)')}`);
+      lines.push(`  routed    ${t.routed ? `${v(t.routed)}${t.label ? ` ${t.label}` : ''}${t.source === 'startup' ? ` ${c.magenta('startup (serve --package)')}` : ''}${running(t.routed)}` : c.yellow('nothing (aion route)')}`);
       if (t.ramping) lines.push(`  ramping   ${v(t.ramping.version)} ${c.magenta(`${t.ramping.percent}%`)}${t.ramping.label ? ` ${t.ramping.label}` : ''}${running(t.ramping.version)}`);
       lines.push(`  rollback  ${t.rollback_target ? v(t.rollback_target) : c.dim('none')}`);
       for (const d of t.draining) {

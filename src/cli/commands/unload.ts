@@ -75,7 +75,9 @@ export const registerUnload: Register = (program: Command, streams) => {
       'Remove a loaded version and its archive from the state directory. Refused, changing ' +
         'nothing, while it is the routed or the ramping version (exit 5) or while anything ' +
         'pins it (exit 4): an in-flight start, a live run, a recoverable run, or a child ' +
-        'recorded with it that has not started yet. With --wait, a pinned version is retried ' +
+        'recorded with it that has not started yet. A package with several workflow types unloads ' +
+        'as a whole: every type of that version goes, and any of them routed or pinned refuses it. ' +
+        'With --wait, a pinned version is retried ' +
         'until it drains or the time is up (exit 12, with the holders).',
     )
     .argument('<workflow_type>', 'the workflow type')

@@ -36,6 +36,7 @@ export function renderTop(out: Output, snap: TopSnapshot, rows: number): string 
     const ramp = snap.versions.find((r) => r.workflow_type === v.workflow_type && r.state === 'ramping');
     const back = snap.versions.find((r) => r.workflow_type === v.workflow_type && r.rollback_target);
     const extra = [
+      v.source === 'startup' ? c.magenta('startup (serve --package)') : undefined,
       ramp ? c.magenta(`ramping ${ramp.ramp_percent}% → ${shortVersion(out, ramp.version)}`) : undefined,
       back ? c.dim(`rollback → ${shortVersion(out, back.version)}`) : undefined,
     ].filter(Boolean);
