@@ -1,11 +1,13 @@
 // Input and output schemas (JSON Schema draft 2020-12) of a package's workflow types, checked
-// with ajv. ajv is imported dynamically, and only here: the paths that validate (pack,
+// with ajv. ajv is loaded on first use, and only here (a require: ajv is CommonJS, and the
+// start-up bundle keeps it outside itself, where an import() would not resolve): the paths that validate (pack,
 // inspect, load, a start or completion of a type with a schema) pay for it; `versions` and
 // every other start-up path never do.
 //
 // Failure behaviour: a schema that is not a valid draft 2020-12 schema (or that refers to one
 // it does not contain: nothing is ever fetched) is `invalid_package` naming the field; a value
 // that does not match is returned as a list of {path, message}, never thrown.
+import { createRequire } from 'node:module';
 import { AionError } from '../errors.js';
 import { workflowSpecs } from './manifest.js';
 import type { JsonSchema, Manifest } from './types.js';
@@ -27,7 +29,10 @@ type AjvValidate = ((value: unknown) => boolean) & { errors?: { instancePath: st
 let ajvClass: Promise<new (options: Record<string, unknown>) => AjvInstance> | undefined;
 
 function loadAjv(): Promise<new (options: Record<string, unknown>) => AjvInstance> {
-  ajvClass ??= import('ajv/dist/2020.js').then((m) => (m.default ?? m) as unknown as new (options: Record<string, unknown>) => AjvInstance);
+  ajvClass ??= Promise.resolve().then(() => {
+    const m = createRequire(import.meta.url)('ajv/dist/2020.js') as { default?: unknown };
+    return (m.default ?? m) as new (options: Record<string, unknown>) => AjvInstance;
+  });
   return ajvClass;
 }
 

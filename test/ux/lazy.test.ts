@@ -1,5 +1,6 @@
 // ink and react take about half a second to import: commands that draw no view must never load
-// them. A module-resolution hook (module.register) records every URL bin/aion resolves; no URL
+// them. A module-resolution hook (module.register, and CommonJS's resolver) records every URL
+// bin/aion resolves; no URL
 // may be inside node_modules/ink or node_modules/react. The bundle (dist/bundle) imports ink,
 // react and the views by real import() too, so the view checks hold through it as through
 // dist/src; the checks of which of our modules load run dist/src (AION_NO_BUNDLE=1), where
@@ -40,8 +41,18 @@ export async function resolve(specifier, context, next) {
   register = path.join(work.dir, 'register.mjs');
   writeFileSync(
     register,
-    `import { register } from 'node:module';
+    `import { register, createRequire } from 'node:module';
+import { appendFileSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
 register(new URL('./hooks.mjs', import.meta.url), { data: { file: process.env.AION_RESOLVE_TRACE } });
+// CommonJS requires too (ajv is required where it is used; the bundle requires its externals).
+const Module = createRequire(import.meta.url)('node:module');
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) {
+  const found = resolveFilename.apply(this, args);
+  if (found.startsWith('/')) appendFileSync(process.env.AION_RESOLVE_TRACE, pathToFileURL(found).href + '\\n');
+  return found;
+};
 `,
   );
   trace = path.join(work.dir, 'trace.txt');
