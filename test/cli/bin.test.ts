@@ -5,7 +5,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { aion, ROOT, tempDir } from '../helpers/cli.js';
@@ -42,7 +42,7 @@ function layout(ageMs: number): void {
 }
 
 function run(env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin], { encoding: 'utf8', env: { ...process.env, AION_NO_BUNDLE: '', ...env } });
+  const r = spawnSync(process.execPath, [bin], { encoding: 'utf8', env: { ...process.env, AION_NO_BUNDLE: '', NODE_OPTIONS: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -70,6 +70,19 @@ describe('bin/aion picks what to run', () => {
     layout(0);
     rmSync(bundle);
     assert.equal(run().stdout, 'src');
+  });
+
+  test('other Node options keep a cache of their own, leaving the default one alone', () => {
+    layout(-1000);
+    rmSync(cache, { force: true });
+    assert.equal(run().code, 0);
+    const plain = readFileSync(cache);
+    const r = run({ NODE_OPTIONS: '--max-old-space-size=300' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^bundle /);
+    const own = readdirSync(path.dirname(cache)).filter((f) => /^aion-[0-9a-f]{8}\.cache$/.test(f));
+    assert.equal(own.length, 1, `one cache for those options: ${own.join(', ')}`);
+    assert.ok(readFileSync(cache).equals(plain), 'the default cache is untouched');
   });
 
   test('a corrupt code cache is rejected by V8 and written anew', () => {
