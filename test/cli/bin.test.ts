@@ -85,6 +85,19 @@ describe('bin/aion picks what to run', () => {
     assert.ok(readFileSync(cache).equals(plain), 'the default cache is untouched');
   });
 
+  test("the bundle's import() of modules outside it works, with and without the code cache", () => {
+    layout(-1000);
+    writeFileSync(path.join(work.dir, 'dist', 'src', 'view.mjs'), 'export const drawn = "view";\n');
+    // A function called after start-up, as the views are: with a cache it comes from the cache,
+    // where Node 20 has lost a script's own import() handler.
+    writeFileSync(bundle, "setTimeout(() => __aionImport('../src/view.mjs').then((m) => process.stdout.write(m.drawn), (e) => process.stdout.write('failed: ' + e.message)), 1);\n");
+    utimesSync(bundle, Date.now() / 1000 + 1, Date.now() / 1000 + 1);
+    rmSync(cache, { force: true });
+    assert.equal(run().stdout, 'view', 'no cache yet');
+    assert.ok(existsSync(cache));
+    assert.equal(run().stdout, 'view', 'from the cache');
+  });
+
   test('a corrupt code cache is rejected by V8 and written anew', () => {
     layout(-1000);
     writeFileSync(cache, 'not a code cache');
@@ -146,8 +159,21 @@ describe('the real bundle', () => {
     const real = path.join(ROOT, 'dist', 'bundle', 'aion.cjs');
     const bundled = readFileSync(real);
     assert.ok(bundled.length > 100_000);
-    // The views, ink and react stay outside, imported by path/name when a command draws.
-    assert.match(bundled.toString('utf8'), /import\("\.\/\.\.\/src\/cli\/views\/top\.js"\)/);
+    // The views (with ink and react) stay outside, imported through bin/aion when a command
+    // draws; no import() is left in the bundle itself.
+    assert.match(bundled.toString('utf8'), /__aionImport\("\.\/\.\.\/src\/cli\/views\/top\.js"\)/);
+    assert.doesNotMatch(bundled.toString('utf8'), /(?<![\w$.])import\(\s*["'`]/);
+  });
+
+  test('two copies of output.js (the bundle and a view from dist/src) share the colour mark', async () => {
+    const url = pathToFileURL(path.join(ROOT, 'dist', 'src', 'cli', 'output.js')).href;
+    const a = (await import(url)) as typeof import('../../src/cli/output.js');
+    const b = (await import(`${url}?as-a-view-imports-it`)) as typeof import('../../src/cli/output.js');
+    assert.notEqual(a, b, 'two module instances');
+    await a.preloadColour();
+    const tty = { isTTY: true, columns: 80, rows: 24, write: () => true } as unknown as NodeJS.WritableStream;
+    const out = new a.Output({ stdout: tty, stderr: tty }, { json: false, color: true });
+    assert.equal(b.finishText(out.c.red('x')), '\x1b[31mx\x1b[39m', "a view's finishText turns the bundle's colours into escape codes");
   });
 
   test('runs a workflow: the worker thread resolves from the bundle', async (t) => {
