@@ -12,13 +12,16 @@
 // - the worker thread's entry: pool.ts's `new URL('./worker.js', import.meta.url)` resolves
 //   to dist/bundle/worker.js, which imports dist/src/runtime/worker.js.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = path.join(root, 'dist', 'bundle');
+
+/** The external modules the bundle imports with import(): see the rewrite below. */
+const dynamicExternals = new Set();
 
 const externals = {
   name: 'aion-externals',
@@ -30,7 +33,9 @@ const externals = {
     // The views: imported from dist/src as tsc built them (relative to dist/bundle/).
     b.onResolve({ filter: /\/views\/[a-z]+\.js$/ }, (args) => {
       const file = path.resolve(args.resolveDir, args.path);
-      return { path: './' + path.relative(outdir, file).split(path.sep).join('/'), external: true };
+      const relative = './' + path.relative(outdir, file).split(path.sep).join('/');
+      dynamicExternals.add(relative);
+      return { path: relative, external: true };
     });
   },
 };
@@ -64,6 +69,17 @@ const result = await build({
   logLevel: 'warning',
   legalComments: 'none',
 });
+// bin/aion compiles the bundle with a code cache, and Node 20 loses a script's dynamic-import
+// handler in functions that come from a cache: `import()` there fails ("A dynamic import
+// callback was not specified"). So the bundle's import() of an external module calls
+// __aionImport, an import() in bin/aion's own module, instead. Any other import() left in the
+// bundle would fail the same way: the build refuses it.
+const bundleFile = path.join(outdir, 'aion.cjs');
+let code = readFileSync(bundleFile, 'utf8');
+for (const specifier of dynamicExternals) code = code.replaceAll(`import(${JSON.stringify(specifier)})`, `__aionImport(${JSON.stringify(specifier)})`);
+const left = code.match(/(?<![\w$.])import\(\s*["'`][^"'`]*["'`]\s*\)/g);
+if (left) throw new Error(`the bundle has import() calls bin/aion cannot serve from a code cache: ${left.join(', ')}`);
+writeFileSync(bundleFile, code);
 writeFileSync(path.join(outdir, 'worker.js'), "// The worker thread's entry (see scripts/bundle.mjs).\nimport '../src/runtime/worker.js';\n");
 writeFileSync(path.join(outdir, 'meta.json'), JSON.stringify(result.metafile));
 

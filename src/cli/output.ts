@@ -15,8 +15,15 @@ import type { ChalkInstance } from 'chalk';
 import { AionError, toAionError } from '../errors.js';
 import { escapeKeepingLines, escapeText } from '../escape.js';
 
-/** Stands for ESC in the colour codes our chalk writes (private-use characters, random). */
-const MARK = Array.from({ length: 6 }, () => String.fromCharCode(0xe000 + Math.floor(Math.random() * 0x1000))).join('');
+/**
+ * Stands for ESC in the colour codes our chalk writes (private-use characters, random). One per
+ * process, kept on globalThis: the bundled bin/aion and the ink views it imports from dist/src
+ * hold two copies of this module, and a view's `finishText` must read the bundle's colours.
+ */
+const MARK_KEY = Symbol.for('aion.cli.colourMark');
+const MARK: string = ((globalThis as Record<symbol, unknown>)[MARK_KEY] ??= Array.from({ length: 6 }, () =>
+  String.fromCharCode(0xe000 + Math.floor(Math.random() * 0x1000)),
+).join('')) as string;
 const MARKS = new RegExp(MARK, 'g');
 /** A colour code as written by our colour functions (before `finishText`) or after it. */
 export const COLOUR_CODE = new RegExp(`(?:${MARK}|\x1b)\[[0-9;]*m`, 'g');

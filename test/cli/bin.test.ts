@@ -5,7 +5,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { aion, ROOT, tempDir } from '../helpers/cli.js';
@@ -42,7 +42,7 @@ function layout(ageMs: number): void {
 }
 
 function run(env: NodeJS.ProcessEnv = {}) {
-  const r = spawnSync(process.execPath, [bin], { encoding: 'utf8', env: { ...process.env, AION_NO_BUNDLE: '', ...env } });
+  const r = spawnSync(process.execPath, [bin], { encoding: 'utf8', env: { ...process.env, AION_NO_BUNDLE: '', NODE_OPTIONS: '', ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -70,6 +70,32 @@ describe('bin/aion picks what to run', () => {
     layout(0);
     rmSync(bundle);
     assert.equal(run().stdout, 'src');
+  });
+
+  test('other Node options keep a cache of their own, leaving the default one alone', () => {
+    layout(-1000);
+    rmSync(cache, { force: true });
+    assert.equal(run().code, 0);
+    const plain = readFileSync(cache);
+    const r = run({ NODE_OPTIONS: '--max-old-space-size=300' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^bundle /);
+    const own = readdirSync(path.dirname(cache)).filter((f) => /^aion-[0-9a-f]{8}\.cache$/.test(f));
+    assert.equal(own.length, 1, `one cache for those options: ${own.join(', ')}`);
+    assert.ok(readFileSync(cache).equals(plain), 'the default cache is untouched');
+  });
+
+  test("the bundle's import() of modules outside it works, with and without the code cache", () => {
+    layout(-1000);
+    writeFileSync(path.join(work.dir, 'dist', 'src', 'view.mjs'), 'export const drawn = "view";\n');
+    // A function called after start-up, as the views are: with a cache it comes from the cache,
+    // where Node 20 has lost a script's own import() handler.
+    writeFileSync(bundle, "setTimeout(() => __aionImport('../src/view.mjs').then((m) => process.stdout.write(m.drawn), (e) => process.stdout.write('failed: ' + e.message)), 1);\n");
+    utimesSync(bundle, Date.now() / 1000 + 1, Date.now() / 1000 + 1);
+    rmSync(cache, { force: true });
+    assert.equal(run().stdout, 'view', 'no cache yet');
+    assert.ok(existsSync(cache));
+    assert.equal(run().stdout, 'view', 'from the cache');
   });
 
   test('a corrupt code cache is rejected by V8 and written anew', () => {
@@ -133,8 +159,21 @@ describe('the real bundle', () => {
     const real = path.join(ROOT, 'dist', 'bundle', 'aion.cjs');
     const bundled = readFileSync(real);
     assert.ok(bundled.length > 100_000);
-    // The views, ink and react stay outside, imported by path/name when a command draws.
-    assert.match(bundled.toString('utf8'), /import\("\.\/\.\.\/src\/cli\/views\/top\.js"\)/);
+    // The views (with ink and react) stay outside, imported through bin/aion when a command
+    // draws; no import() is left in the bundle itself.
+    assert.match(bundled.toString('utf8'), /__aionImport\("\.\/\.\.\/src\/cli\/views\/top\.js"\)/);
+    assert.doesNotMatch(bundled.toString('utf8'), /(?<![\w$.])import\(\s*["'`]/);
+  });
+
+  test('two copies of output.js (the bundle and a view from dist/src) share the colour mark', async () => {
+    const url = pathToFileURL(path.join(ROOT, 'dist', 'src', 'cli', 'output.js')).href;
+    const a = (await import(url)) as typeof import('../../src/cli/output.js');
+    const b = (await import(`${url}?as-a-view-imports-it`)) as typeof import('../../src/cli/output.js');
+    assert.notEqual(a, b, 'two module instances');
+    await a.preloadColour();
+    const tty = { isTTY: true, columns: 80, rows: 24, write: () => true } as unknown as NodeJS.WritableStream;
+    const out = new a.Output({ stdout: tty, stderr: tty }, { json: false, color: true });
+    assert.equal(b.finishText(out.c.red('x')), '\x1b[31mx\x1b[39m', "a view's finishText turns the bundle's colours into escape codes");
   });
 
   test('runs a workflow: the worker thread resolves from the bundle', async (t) => {
