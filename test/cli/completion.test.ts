@@ -128,6 +128,15 @@ describe('the scripts against a real state directory', () => {
     assert.equal(spawnSync('bash', ['-n', scripts.bash!]).status, 0, 'bash -n accepts the script');
   });
 
+  test('an internal type (started only by its package) is never offered; its package\'s routed types are', async () => {
+    const family = await packFixture('family_v1', work.dir, 'family.aion');
+    const dir = path.join(work.dir, 'state-family');
+    assert.equal((await aionIn(['--state-dir', dir, 'load', family.path])).code, 0);
+    const streams = { stdout: new FakeStream({ tty: false }), stderr: new FakeStream({ tty: false }) };
+    await runComplete(streams, { words: ['--state-dir', dir, 'start', 'fam'] });
+    assert.deepEqual(streams.stdout.text.split('\n').filter(Boolean).sort(), ['family', 'family_echo']);
+  });
+
   test('zsh: the script parses (zsh -n) and _aion offers what the state directory holds', async (t) => {
     const zsh = shell('zsh');
     if (!zsh) {

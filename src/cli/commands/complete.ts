@@ -89,7 +89,7 @@ export async function candidates(program: Command, words: string[], data: Comple
 function stateData(words: string[]): CompletionData {
   const i = words.indexOf('--state-dir');
   const stateDir = path.resolve(i >= 0 && words[i + 1] ? words[i + 1]! : process.env.AION_STATE_DIR || '.aion-state');
-  let versions: Promise<{ workflow_type: string; version: string }[]> | undefined;
+  let versions: Promise<{ workflow_type: string; version: string; internal?: boolean }[]> | undefined;
   let runs: Promise<{ workflow_id: string; status: string }[]> | undefined;
   const open = async <T>(fn: (client: import('../../client/client.js').Client) => Promise<T>, fallback: T): Promise<T> => {
     try {
@@ -106,7 +106,8 @@ function stateData(words: string[]): CompletionData {
   };
   const allVersions = () => (versions ??= open((c) => c.versions(), []));
   return {
-    types: async () => (await allVersions()).map((v) => v.workflow_type),
+    // An internal type is started only by its package's own workflows: nothing to offer.
+    types: async () => (await allVersions()).filter((v) => !v.internal).map((v) => v.workflow_type),
     versions: async (type) => (await allVersions()).filter((v) => v.workflow_type === type).map((v) => v.version.slice(0, 12)),
     workflowIds: async (running) => (await (runs ??= open((c) => c.runs(), []))).filter((r) => !running || r.status === 'running').map((r) => r.workflow_id),
   };
