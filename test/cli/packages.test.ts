@@ -73,6 +73,8 @@ describe('a package with several workflow types', () => {
       ['load', 'family', v2.version, TYPES],
     ]);
     assert.deepEqual(a(['history', 'family_echo']).json.history.length, 2, 'each type finds the package record in its own history');
+    const text = aion(['--state-dir', path.join(work.dir, 'child-version'), 'history', 'family_echo']);
+    assert.match(text.stdout, /load +family \(\+family_child, family_echo\)/, 'the text names every type of the package');
     // Rollback of a secondary type follows the package record.
     const back = a(['rollback', 'family_echo']);
     assert.deepEqual([back.code, back.json.version, back.json.previous], [0, v1.version, v2.version], back.stderr);

@@ -42,7 +42,8 @@ export async function runHistory(ctx: CommandContext, opts: HistoryOptions): Pro
         when(out, r.at),
         r.user,
         operationText(out, r.operation) + (r.operation === 'ramp' ? ` ${r.ramp ? `${r.ramp.percent}%` : 'cleared'}` : r.routed === false ? ' (no route)' : ''),
-        r.workflow_type,
+        // A package with several types: its own type, then the others it carries.
+        r.workflow_types && r.workflow_types.length > 1 ? `${r.workflow_type} (+${r.workflow_types.filter((t) => t !== r.workflow_type).join(', ')})` : r.workflow_type,
         c.cyan(shortVersion(out, r.version)),
         r.previous ? shortVersion(out, r.previous) : none,
         r.message ?? '',
