@@ -40,6 +40,8 @@ export interface RunDeps {
   live: LiveRuns;
   code: () => Promise<CodeAccess>;
   warn: (message: string) => void;
+  /** Whether this process may drive a run now (a shared store leases runs to workers); default yes. */
+  mayDrive?: (workflowId: string) => Promise<boolean>;
 }
 
 export interface CodeAccess {
@@ -230,6 +232,11 @@ export class Driver {
     await this.withLock(workflowId, async () => {
       let state: RunState | undefined;
       try {
+        // Another worker leases it: it is that worker's to drive.
+        if (this.deps.mayDrive && !(await this.deps.mayDrive(workflowId))) {
+          live.forget(workflowId);
+          return;
+        }
         for (let step = 0; step < STEP_LIMIT; step++) {
           state = await this.state(workflowId);
           if (!state || state.rec.status !== 'running') return;
@@ -247,6 +254,8 @@ export class Driver {
           wake.push(workflowId); // reloaded and advanced again by the caller's loop
           return;
         }
+        // Taken over by another worker (this one's lease ran out): it carries on from the store.
+        if ((error as Error).name === 'LeaseLost') return;
         throw error;
       } finally {
         const current = live.state(workflowId);

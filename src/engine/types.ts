@@ -96,7 +96,7 @@ export interface UnloadOutcome {
 
 export type PinHolder =
   | { kind: 'in_flight_start' }
-  | { kind: 'live_run'; workflow_id: string; run_id: string }
+  | { kind: 'live_run'; workflow_id: string; run_id: string; /** The leasing worker, on a shared store. */ worker?: string }
   | { kind: 'recoverable_run'; workflow_id: string; run_id: string }
   | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string };
 

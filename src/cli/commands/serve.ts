@@ -36,6 +36,7 @@ Examples:
         let abandoned = false;
         const summary = await serve({
           stateDir: ctx.globals.stateDir,
+          store: ctx.globals.store,
           lockTimeoutMs: ctx.globals.lockTimeoutMs,
           untilIdle: Boolean(opts.untilIdle),
           maxResident,
