@@ -824,7 +824,7 @@ export class Engine {
     for (const run of pins.runs) {
       const worker = lessees?.get(run.workflow_id);
       if (worker !== undefined) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id, worker });
-      else if (!lessees && this.live.isLive(run.workflow_id, run.run_id)) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id });
+      else if (this.live.isLive(run.workflow_id, run.run_id)) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id, ...(this.fleet ? { worker: this.fleet.id } : {}) });
       else recoverable.push({ kind: 'recoverable_run', workflow_id: run.workflow_id, run_id: run.run_id });
     }
     const children: PinHolder[] = pins.children.map((c) => ({ kind: 'recorded_child', child_workflow_id: c.child_workflow_id, recorded_by: c.recorded_by }));
