@@ -155,7 +155,7 @@ export class Fleet {
       const othersLive = row !== undefined && row.worker_id !== this.id && row.live;
       if (othersLive) {
         if (!isCommand) throw new LeaseLost(id, row.worker_id);
-        await this.kv.query(`SELECT pg_notify('aion_wake', $1)`, [`${this.kv.target.schema}\x00${row.worker_id}\x00${id}`]);
+        await this.kv.query(`SELECT pg_notify('aion_wake', $1)`, [`${this.kv.target.schema} ${row.worker_id} ${id}`]);
         continue;
       }
       await this.start();
@@ -197,7 +197,8 @@ export class Fleet {
 
   /** A NOTIFY aion_wake payload: a command wrote a run; wake it if this worker leases it. */
   wake(payload: string): void {
-    const [schema, worker, id] = payload.split('\x00');
+    // Space-separated: NOTIFY payloads are text (no NUL), and none of the three holds a space.
+    const [schema, worker, id] = payload.split(' ');
     if (schema === this.kv.target.schema && worker === this.id && id) this.onRuns?.([id]);
   }
 
