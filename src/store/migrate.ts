@@ -51,7 +51,7 @@ export async function migrateStore(from: string, to: string, options: { lockTime
         }
         let ops: BatchOp[] = [];
         for await (const [key, value] of source.entries({})) {
-          if (key === FORMAT_KEY) continue;
+          if (key === FORMAT_KEY || key.startsWith('meta\x00')) continue; // the store's own records
           ops.push({ type: 'put', key, value });
           if (ops.length >= CHUNK) {
             await target.write(ops, { sync: false });

@@ -1,0 +1,120 @@
+// The PostgreSQL KV and schema, in-process: LevelDB's key order, transactions, a newer schema
+// refused, bad URLs, unreachable servers, and migrate both ways. Skips loudly without PostgreSQL.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { isAionError } from '../../src/errors.js';
+import { PgKV } from '../../src/store/postgres.js';
+import { parseStoreUrl } from '../../src/store/postgres-schema.js';
+import { openLevel } from '../../src/store/level.js';
+import { migrateStore } from '../../src/store/migrate.js';
+import { Store, putJSON } from '../../src/store/store.js';
+import { tempDir } from '../helpers/cli.js';
+import { dropSchema, freshSchema, pgServer, withSchema } from '../helpers/postgres.js';
+
+const code = (e: unknown) => (isAionError(e) ? e.code : String(e));
+
+describe('the PostgreSQL store', () => {
+  let base = '';
+  let skip: string | undefined;
+  const schemas: string[] = [];
+  const fresh = () => {
+    const s = freshSchema();
+    schemas.push(s);
+    return withSchema(base, s);
+  };
+  let work: { dir: string; cleanup: () => void };
+
+  before(async () => {
+    const server = await pgServer();
+    if ('skip' in server) {
+      skip = server.skip;
+      process.stderr.write(`SKIPPED: PostgreSQL store tests: ${skip}\n`);
+    } else base = server.url;
+    work = tempDir('aion-pg-');
+  });
+  after(async () => {
+    for (const s of schemas) await dropSchema(base, s);
+    work.cleanup();
+  });
+
+  test('bad URLs are usage errors, an unreachable server is store', async (t) => {
+    assert.throws(() => parseStoreUrl('mysql://x/y'), (e) => code(e) === 'usage');
+    assert.throws(() => parseStoreUrl('postgres://h/db?schema=Bad-Name'), (e) => code(e) === 'usage');
+    assert.throws(() => parseStoreUrl('not a url'), (e) => code(e) === 'usage');
+    await assert.rejects(PgKV.open('postgres://postgres@127.0.0.1:1/test', { create: true }), (e) => code(e) === 'store' && /127\.0\.0\.1:1/.test((e as Error).message));
+    if (skip) t.diagnostic(`server part skipped: ${skip}`);
+  });
+
+  test('range scans return the same keys in the same order as LevelDB', async (t) => {
+    if (skip) return t.skip(skip);
+    const keys = ['a', 'a\x00b', 'a\x00b\x00c', 'a\x00c', 'a\x01', 'b', 'é', 'z\xff', 'run\x00x', 'run\x00x\x00', 'run\x00y', 'ü\x00a'];
+    const pgkv = await PgKV.open(fresh(), { create: true });
+    const level = await openLevel(path.join(work.dir, 'order'), { lockTimeoutMs: 1000 });
+    try {
+      const ops = keys.map((k, i) => ({ type: 'put' as const, key: k, value: new Uint8Array([i]) }));
+      await pgkv.batch(ops, { sync: true });
+      await level.batch(ops, { sync: true });
+      const ranges = [{}, { gt: 'a\x00', lt: 'a\x00\xff' }, { gte: 'a', lte: 'b' }, { reverse: true, limit: 3 }, { gt: 'run\x00', lt: 'run\x00\xff', reverse: true }, { limit: 0 }];
+      for (const r of ranges) {
+        const got: string[] = [];
+        for await (const k of pgkv.keys(r)) got.push(k);
+        const want: string[] = [];
+        for await (const k of level.keys(r)) want.push(k);
+        assert.deepEqual(got, want, JSON.stringify(r));
+      }
+      assert.deepEqual(await pgkv.getMany(['b', 'nope', 'a']), [new Uint8Array([5]), undefined, new Uint8Array([0])]);
+    } finally {
+      await pgkv.close();
+      await level.close();
+    }
+  });
+
+  test('a failed transaction writes nothing', async (t) => {
+    if (skip) return t.skip(skip);
+    const kv = await PgKV.open(fresh(), { create: true });
+    try {
+      await assert.rejects(
+        kv.hold(async () => {
+          await kv.batch([{ type: 'put', key: 'x', value: new Uint8Array([1]) }], { sync: true });
+          throw new Error('boom');
+        }),
+        /boom/,
+      );
+      assert.equal(await kv.get('x'), undefined);
+    } finally {
+      await kv.close();
+    }
+  });
+
+  test('a schema newer than this aion is refused with store and left untouched', async (t) => {
+    if (skip) return t.skip(skip);
+    const url = fresh();
+    const kv = await PgKV.open(url, { create: true });
+    await kv.query('UPDATE aion_schema SET version = 99');
+    await kv.close();
+    await assert.rejects(PgKV.open(url, { create: true }), (e) => code(e) === 'store' && /version 99/.test((e as Error).message));
+  });
+
+  test('migrate copies a state directory into PostgreSQL and back; a non-empty target is refused', async (t) => {
+    if (skip) return t.skip(skip);
+    const dir = path.join(work.dir, 'mig');
+    const store = await Store.open(dir, { create: true, lockTimeoutMs: 1000 });
+    await store.write([putJSON('route\x00hello', 'v'), putJSON('run\x00w1', { a: 1 })], { sync: true });
+    await store.close();
+    const url = fresh();
+    const there = await migrateStore(dir, url, { lockTimeoutMs: 1000 });
+    assert.equal(there.copied, 2);
+    await assert.rejects(migrateStore(dir, url, { lockTimeoutMs: 1000 }), (e) => code(e) === 'conflict');
+    await assert.rejects(migrateStore(dir, dir, { lockTimeoutMs: 1000 }), (e) => code(e) === 'usage');
+    const back = path.join(work.dir, 'back');
+    const report = await migrateStore(url, back, { lockTimeoutMs: 1000 });
+    assert.equal(report.copied, 2);
+    const again = await Store.open(back, { create: false, lockTimeoutMs: 1000 });
+    try {
+      assert.deepEqual(await again.getJSON('run\x00w1'), { a: 1 });
+    } finally {
+      await again.close();
+    }
+  });
+});
