@@ -556,7 +556,8 @@ export class Engine {
     const result: VersionInfo[] = [];
     for (const entry of entries) {
       const pins = await readVersionPins(this.store, entry.workflowType, entry.version, 0);
-      const live = this.live.count(entry.workflowType, entry.version);
+      // Those executing here, and on a shared store those other live workers lease (any host).
+      const live = this.live.count(entry.workflowType, entry.version) + (this.fleet ? await this.fleet.liveRunsOn(entry.workflowType, entry.version) : 0);
       const routeActive = snapshot.routes.get(entry.workflowType) === entry.version;
       const ramp = snapshot.ramps.get(entry.workflowType);
       const ramping = ramp?.version === entry.version;
@@ -819,7 +820,8 @@ export class Engine {
     const pins = await readVersionPins(this.store, workflowType, version, HOLDERS_LIMIT);
     const live: PinHolder[] = [];
     const recoverable: PinHolder[] = [];
-    // On a shared store a run is live when a live worker leases it (named in `worker`).
+    // On a shared store a run is live when another live worker leases it (named in `worker`)
+    // or when it executes here (this worker named).
     const lessees = this.fleet ? await this.fleet.lessees(pins.runs.map((r) => r.workflow_id)) : undefined;
     for (const run of pins.runs) {
       const worker = lessees?.get(run.workflow_id);

@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import type { BatchOp } from '../store/kv.js';
+import { K } from '../store/keys.js';
 import type { PgKV } from '../store/postgres.js';
 import { inCommand } from './lease-context.js';
 
@@ -26,8 +27,9 @@ export function leaseMs(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isFinite(n) && n >= 200 ? Math.round(n) : 10_000;
 }
 
-const RUN_PREFIX = 'run\x00';
-const ACTIVE_PREFIX = Buffer.from('active\x00');
+// Key prefixes of the keyspace (store/keys.ts): a workflow id follows each.
+const RUN_PREFIX = K.run('');
+const ACTIVE_PREFIX = Buffer.from(K.active(''));
 
 /** A drive write hit a run another live worker leases. */
 export class LeaseLost extends Error {
@@ -188,10 +190,23 @@ export class Fleet {
     });
   }
 
-  /** The live lessee of each of these workflows (absent: nobody live drives it). */
+  /**
+   * How many runs pinning (type, version) another live worker leases (`versions`' live count
+   * on a shared store; this process's own are those executing here, LiveRuns).
+   */
+  async liveRunsOn(workflowType: string, version: string): Promise<number> {
+    const prefix = Buffer.from(K.runPin(workflowType, version, ''));
+    const { rows } = await this.kv.query<{ n: string }>(
+      `SELECT count(*)::text AS n FROM aion_leases l WHERE l.expires_at > now() AND l.worker_id <> $2 AND EXISTS (SELECT 1 FROM aion_kv k WHERE k.key = $1 || convert_to(l.workflow_id, 'UTF8'))`,
+      [prefix, this.id],
+    );
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** The other live worker leasing each of these workflows (absent: none; this process's own are LiveRuns'). */
   async lessees(workflowIds: string[]): Promise<Map<string, string>> {
     if (workflowIds.length === 0) return new Map();
-    const { rows } = await this.kv.query<{ workflow_id: string; worker_id: string }>('SELECT workflow_id, worker_id FROM aion_leases WHERE workflow_id = ANY($1::text[]) AND expires_at > now()', [workflowIds]);
+    const { rows } = await this.kv.query<{ workflow_id: string; worker_id: string }>('SELECT workflow_id, worker_id FROM aion_leases WHERE workflow_id = ANY($1::text[]) AND expires_at > now() AND worker_id <> $2', [workflowIds, this.id]);
     return new Map(rows.map((r) => [r.workflow_id, r.worker_id]));
   }
 

@@ -27,6 +27,7 @@ import os from 'node:os';
 import type pg from 'pg';
 import { AionError } from '../errors.js';
 import type { BatchOp, KV, RangeOptions } from './kv.js';
+import { K } from './keys.js';
 import { ensureSchema, redactUrl, parseStoreUrl, type PgTarget } from './postgres-schema.js';
 
 export { redactUrl, parseStoreUrl };
@@ -50,7 +51,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const PAGE = 512;
 /** The run records' keys (K.run): read under the workflow's lock inside transactions. */
-const RUN_PREFIX = 'run\x00';
+const RUN_PREFIX = K.run('');
 
 function keyBytes(k: string): Buffer {
   return Buffer.from(encoder.encode(k));
