@@ -9,7 +9,7 @@ import { parseStoreUrl } from '../../src/store/postgres-schema.js';
 import { openLevel } from '../../src/store/level.js';
 import { migrateStore } from '../../src/store/migrate.js';
 import { Store, putJSON } from '../../src/store/store.js';
-import { tempDir } from '../helpers/cli.js';
+import { aion, tempDir } from '../helpers/cli.js';
 import { dropSchema, freshSchema, pgServer, withSchema } from '../helpers/postgres.js';
 
 const code = (e: unknown) => (isAionError(e) ? e.code : String(e));
@@ -116,5 +116,23 @@ describe('the PostgreSQL store', () => {
     } finally {
       await again.close();
     }
+  });
+
+  test('through bin/aion: bad --store, workers without a store, migrate misuse', async (t) => {
+    const bad = aion(['runs', '--store', 'mysql://x/y', '--json']);
+    assert.equal(bad.code, 2, bad.stdout);
+    assert.equal(bad.json.error.code, 'usage');
+    const env = aion(['runs', '--json'], { env: { AION_STORE: 'file:///tmp/x' } });
+    assert.equal(env.code, 2, env.stdout);
+    const down = aion(['runs', '--store', 'postgres://postgres@127.0.0.1:1/test', '--json']);
+    assert.equal(down.code, 10, down.stdout);
+    assert.equal(down.json.error.code, 'store');
+    const noStore = aion(['workers', '--json'], { env: { AION_STORE: '' } });
+    assert.equal(noStore.code, 2, noStore.stdout);
+    const twoDirs = aion(['migrate', '--from', path.join(work.dir, 'a'), '--to', path.join(work.dir, 'b'), '--json']);
+    assert.equal(twoDirs.code, 2, twoDirs.stdout);
+    if (skip) return t.diagnostic(`server part skipped: ${skip}`);
+    const missing = aion(['migrate', '--from', path.join(work.dir, 'nothing-here'), '--to', fresh(), '--json']);
+    assert.equal(missing.code, 3, missing.stdout);
   });
 });
