@@ -60,6 +60,12 @@ export function validateWorkflowId(id: string): void {
   }
 }
 
+/** A write refused because another worker leases the run (engine/lease.ts), maybe wrapped as `store`. */
+function isLeaseLost(error: unknown): boolean {
+  const e = error as { name?: string; cause?: { name?: string } };
+  return e?.name === 'LeaseLost' || e?.cause?.name === 'LeaseLost';
+}
+
 /** Another process moved the run on since this process last read it. */
 class StaleRun extends Error {}
 
@@ -255,7 +261,7 @@ export class Driver {
           return;
         }
         // Taken over by another worker (this one's lease ran out): it carries on from the store.
-        if ((error as Error).name === 'LeaseLost') return;
+        if (isLeaseLost(error)) return;
         throw error;
       } finally {
         const current = live.state(workflowId);

@@ -29,7 +29,8 @@ export function leaseMs(env: NodeJS.ProcessEnv = process.env): number {
 
 // Key prefixes of the keyspace (store/keys.ts): a workflow id follows each.
 const RUN_PREFIX = K.run('');
-const ACTIVE_PREFIX = Buffer.from(K.active(''));
+const ACTIVE_KEY_PREFIX = K.active('');
+const ACTIVE_PREFIX = Buffer.from(ACTIVE_KEY_PREFIX);
 
 /** A drive write hit a run another live worker leases. */
 export class LeaseLost extends Error {
@@ -149,24 +150,49 @@ export class Fleet {
     const ids = new Set<string>();
     for (const op of ops) if (op.type === 'put' && op.key.startsWith(RUN_PREFIX)) ids.add(op.key.slice(RUN_PREFIX.length));
     if (ids.size === 0) return;
+    // The last op on each active marker: a run that stops being active gives its lease up here.
+    const activeAfter = new Map<string, boolean>();
+    for (const op of ops) if (op.key.startsWith(ACTIVE_KEY_PREFIX)) activeAfter.set(op.key.slice(ACTIVE_KEY_PREFIX.length), op.type === 'put');
     const isCommand = inCommand();
     for (const id of [...ids].sort()) {
       await this.kv.lockWorkflow(id);
-      const { rows } = await this.kv.query<{ worker_id: string; live: boolean }>('SELECT worker_id, expires_at > now() AS live FROM aion_leases WHERE workflow_id = $1 FOR UPDATE', [id]);
-      const row = rows[0];
-      const othersLive = row !== undefined && row.worker_id !== this.id && row.live;
-      if (othersLive) {
-        if (!isCommand) throw new LeaseLost(id, row.worker_id);
-        await this.kv.query(`SELECT pg_notify('aion_wake', $1)`, [`${this.kv.target.schema} ${row.worker_id} ${id}`]);
+      const other = await this.liveOther(id);
+      if (other !== undefined) {
+        if (!isCommand) throw new LeaseLost(id, other);
+        await this.kv.query(`SELECT pg_notify('aion_wake', $1)`, [`${this.kv.target.schema} ${other} ${id}`]);
+        if (activeAfter.get(id) === false) await this.kv.query('DELETE FROM aion_leases WHERE workflow_id = $1', [id]);
         continue;
       }
-      await this.start();
-      await this.kv.query(
-        `INSERT INTO aion_leases (workflow_id, worker_id, expires_at) VALUES ($1, $2, now() + $3::interval)
-         ON CONFLICT (workflow_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, expires_at = EXCLUDED.expires_at`,
-        [id, this.id, this.interval()],
-      );
+      if (activeAfter.get(id) === false) {
+        await this.kv.query('DELETE FROM aion_leases WHERE workflow_id = $1', [id]);
+        continue;
+      }
+      await this.take(id);
     }
+  }
+
+  /**
+   * Inside a transaction holding the workflow's lock: the other live worker leasing this run,
+   * if any. A lease of a run that is no longer active (ended meanwhile) leases nothing.
+   */
+  private async liveOther(workflowId: string): Promise<string | undefined> {
+    const { rows } = await this.kv.query<{ worker_id: string; live: boolean; active: boolean }>(
+      `SELECT l.worker_id, l.expires_at > now() AS live, EXISTS (SELECT 1 FROM aion_kv k WHERE k.key = $2) AS active
+         FROM aion_leases l WHERE l.workflow_id = $1 FOR UPDATE`,
+      [workflowId, Buffer.from(K.active(workflowId))],
+    );
+    const row = rows[0];
+    return row && row.worker_id !== this.id && row.live && row.active ? row.worker_id : undefined;
+  }
+
+  /** Takes or renews the lease of a run for this worker (inside its transaction). */
+  private async take(workflowId: string): Promise<void> {
+    await this.start();
+    await this.kv.query(
+      `INSERT INTO aion_leases (workflow_id, worker_id, expires_at) VALUES ($1, $2, now() + $3::interval)
+       ON CONFLICT (workflow_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, expires_at = EXCLUDED.expires_at`,
+      [workflowId, this.id, this.interval()],
+    );
   }
 
   /**
@@ -176,16 +202,8 @@ export class Fleet {
   async mayDrive(workflowId: string): Promise<boolean> {
     return this.kv.hold(async () => {
       await this.kv.lockWorkflow(workflowId);
-      const { rows } = await this.kv.query<{ worker_id: string; live: boolean }>('SELECT worker_id, expires_at > now() AS live FROM aion_leases WHERE workflow_id = $1 FOR UPDATE', [workflowId]);
-      const row = rows[0];
-      if (row && row.worker_id !== this.id && row.live) return false;
-      if (row?.worker_id === this.id && row.live) return true;
-      await this.start();
-      await this.kv.query(
-        `INSERT INTO aion_leases (workflow_id, worker_id, expires_at) VALUES ($1, $2, now() + $3::interval)
-         ON CONFLICT (workflow_id) DO UPDATE SET worker_id = EXCLUDED.worker_id, expires_at = EXCLUDED.expires_at`,
-        [workflowId, this.id, this.interval()],
-      );
+      if ((await this.liveOther(workflowId)) !== undefined) return false;
+      await this.take(workflowId);
       return true;
     });
   }

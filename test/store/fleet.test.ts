@@ -152,6 +152,9 @@ describe('a fleet of three aion serve workers on PostgreSQL', { timeout: 120_000
       assert.equal(shown.result.version, shown.version, 'completed on its recorded version');
     }
     workers.splice(workers.indexOf(victim), 1);
+    // An ended run's lease went with it: the same id starts again at once from another process.
+    const again = await op(['start', 'approval', '--input', '{}', '--id', ids[0]!]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 
   test('eight concurrent operators give a serial-equivalent deploy history', async (t) => {

@@ -135,4 +135,42 @@ describe('the PostgreSQL store', () => {
     const missing = aion(['migrate', '--from', path.join(work.dir, 'nothing-here'), '--to', fresh(), '--json']);
     assert.equal(missing.code, 3, missing.stdout);
   });
+
+  test('leases: only the lessee drives; an expired lease is taken over and fences the old lessee out', async (t) => {
+    if (skip) return t.skip(skip);
+    const url = fresh();
+    const { Engine } = await import('../../src/engine/engine.js');
+    const { packFixture } = await import('../helpers/packages.js');
+    const { K } = await import('../../src/store/keys.js');
+    const approval = await packFixture('approval', work.dir);
+    const open = () => Engine.open({ stateDir: work.dir, store: url, create: true, lockTimeoutMs: 1000, onWarning: () => {} });
+    const a = await open();
+    const b = await open();
+    try {
+      await a.loadPackage({ path: approval.path });
+      const started = await a.runs.start('approval', {}, { workflowId: 'l1' });
+      assert.equal(started.status, 'running');
+      assert.equal(await b.fleet!.mayDrive('l1'), false, 'b leaves a run a leases');
+      assert.equal(await a.fleet!.mayDrive('l1'), true);
+      // b's signal is a command: written, not driven by b.
+      const signalled = await b.runs.signal('l1', 'approve', 'yes');
+      assert.equal(signalled.status, 'running');
+      const kv = a.store.backend as import('../../src/store/postgres.js').PgKV;
+      // a stops renewing (as if it hung): its lease runs out and b takes the run over.
+      await kv.query("UPDATE aion_leases SET expires_at = now() - interval '1 second' WHERE workflow_id = 'l1'");
+      assert.equal(await b.fleet!.mayDrive('l1'), true, 'an expired lease is taken');
+      const rec = await a.runs.getRun('l1');
+      // a drive write by the old lessee is refused, and writes nothing.
+      await assert.rejects(a.store.write([putJSON(K.run('l1'), { ...rec, events: 99 })], { sync: false }), (e) => code(e) === 'store' && ((e as Error).cause as Error).name === 'LeaseLost');
+      assert.equal((await a.runs.getRun('l1'))!.events, rec!.events);
+      b.runs.enqueue('l1');
+      await b.runs.settle(['l1']);
+      const shown = await b.runs.show('l1');
+      assert.equal(shown.status, 'completed');
+      assert.equal((shown.history as { type: string }[]).filter((e) => e.type === 'SignalReceived').length, 1);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
 });
