@@ -4,7 +4,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BIN, ROOT, aionAsync, tempDir } from '../helpers/cli.js';
-import { packFixture, type Packed } from '../helpers/packages.js';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { packFixture, packVariant, type Packed } from '../helpers/packages.js';
 import { dropSchema, freshSchema, pgServer, withSchema } from '../helpers/postgres.js';
 
 const LEASE_MS = 1000;
@@ -52,6 +54,7 @@ describe('a fleet of three aion serve workers on PostgreSQL', { timeout: 120_000
   let approval2: Packed;
   let hello1: Packed;
   let hello2: Packed;
+  let gated: Packed;
   const workers: Worker[] = [];
   const op = (args: string[]) => aionAsync([...args, '--json'], { env: { AION_STORE: store } });
 
@@ -71,6 +74,15 @@ describe('a fleet of three aion serve workers on PostgreSQL', { timeout: 120_000
       packFixture('hello_v1', work.dir),
       packFixture('hello_v2', work.dir),
     ]);
+    // Waits for the signal `go`, then runs a 3 s activity: a run killed mid-activity.
+    gated = await packVariant('slow_activity', work.dir, 'gated', (dir) =>
+      writeFileSync(
+        path.join(dir, 'modules', 'slow_activity.js'),
+        "exports.run = async (ctx) => { await ctx.signal('go'); return { slept: await ctx.activity('slow', { ms: 3000 }), version: ctx.info.version }; };\n" +
+          "exports.activities = { slow: async (input) => { console.error('SLOW-ACTIVITY-STARTED'); await new Promise((r) => setTimeout(r, input.ms)); return input.ms; } };\n",
+      ),
+    );
+    assert.equal((await op(['load', gated.path])).code, 0);
     assert.equal((await op(['load', approval.path])).code, 0);
     assert.equal((await op(['load', hello1.path])).code, 0);
     for (let i = 0; i < 3; i++) workers.push(await startWorker(store));
@@ -155,6 +167,38 @@ describe('a fleet of three aion serve workers on PostgreSQL', { timeout: 120_000
     // An ended run's lease went with it: the same id starts again at once from another process.
     const again = await op(['start', 'approval', '--input', '{}', '--id', ids[0]!]);
     assert.equal(again.code, 0, again.stdout + again.stderr);
+  });
+
+  test('kill -9 of a worker mid-activity: its running runs complete on the others', async (t) => {
+    if (skip) return t.skip(skip);
+    const ids = Array.from({ length: 4 }, (_, i) => `busy-${i}`);
+    for (const id of ids) {
+      const r = await op(['start', gated.type, '--input', '{}', '--id', id]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+    await until('every gated run to be leased', async () => {
+      const r = await op(['workers']);
+      const total = (r.json.workers as { runs: number }[]).reduce((n, w) => n + w.runs, 0);
+      return total >= ids.length ? true : undefined;
+    });
+    const marks = workers.map((w) => (w.stderr.match(/SLOW-ACTIVITY-STARTED/g) ?? []).length);
+    for (const id of ids) assert.equal((await op(['signal', id, 'go'])).code, 0);
+    // A worker that started one of the activities is killed while it runs.
+    const victim = await until('an activity to start on a worker', async () => workers.find((w, i) => (w.stderr.match(/SLOW-ACTIVITY-STARTED/g) ?? []).length > marks[i]!));
+    victim.child.kill('SIGKILL');
+    await new Promise((r) => victim.child.once('exit', r));
+    workers.splice(workers.indexOf(victim), 1);
+    for (const id of ids) {
+      const shown = await until(`${id} to complete`, async () => {
+        const r = await op(['show', id]);
+        return r.json?.status === 'completed' ? r.json : undefined;
+      }, 30_000);
+      const types = (shown.history as { type: string }[]).map((e) => e.type);
+      assert.equal(types.filter((x) => x === 'ActivityCompleted').length, 1, `${id}: the activity's result recorded once`);
+      assert.equal(types.filter((x) => x === 'WorkflowCompleted').length, 1);
+      assert.equal(shown.result.version, shown.version, 'completed on its recorded version');
+    }
+    workers.push(await startWorker(store));
   });
 
   test('eight concurrent operators give a serial-equivalent deploy history', async (t) => {
