@@ -1,8 +1,10 @@
 // The engine: the deploy seam (load / route / list / unload) over the catalog, the store and
 // the module runtime. Every deploy operation is admitted by the shutdown gate, takes the
-// deploy lock and then the catalog mutation lock (that order, everywhere), writes its change
-// to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
-// failure at any step leaves both the state directory and the catalog exactly as before.
+// deploy lock, then one exclusive store transaction (fleet-wide on PostgreSQL), then the
+// catalog mutation lock (that order, everywhere), writes its change to the store in one
+// synchronous batch, and only then swaps the catalog snapshot — so a failure at any step
+// leaves both the state directory and the catalog exactly as before (on PostgreSQL a failed
+// commit reloads the catalog from the database, store/postgres.ts).
 import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
