@@ -58,6 +58,7 @@ Examples:
         const fetch = async (note: (message: string | undefined) => void) => {
           const client = await openClient({
             stateDir: globals.stateDir,
+            store: globals.store,
             lockTimeoutMs: globals.lockTimeoutMs,
             write: false,
             command: 'aion top',
