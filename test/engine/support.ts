@@ -14,17 +14,20 @@ import type { BatchOp, KV, RangeOptions } from '../../src/store/kv.js';
 export const TEST_BACKEND = process.env.AION_TEST_BACKEND === 'postgres' ? 'postgres' : 'level';
 const PG_BASE = process.env.AION_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const schemas = new Set<string>();
+// Registered at the top level of each test file (this module loads with it): runs once the
+// file's tests are done, dropping every schema they used.
+if (TEST_BACKEND === 'postgres') after(dropSchemas);
 
 /** The store URL standing for a state directory on the PostgreSQL backend (undefined on LevelDB). */
 export function storeFor(stateDir: string): string | undefined {
   if (TEST_BACKEND !== 'postgres') return undefined;
   const schema = `aion_t_${createHash('sha1').update(stateDir).digest('hex').slice(0, 16)}`;
-  if (schemas.size === 0) after(dropSchemas);
   schemas.add(schema);
   return `${PG_BASE}${PG_BASE.includes('?') ? '&' : '?'}schema=${schema}`;
 }
 
 async function dropSchemas(): Promise<void> {
+  if (schemas.size === 0) return;
   const pg = (await import('pg')).default;
   const client = new pg.Client({ connectionString: PG_BASE });
   await client.connect();
