@@ -8,7 +8,8 @@
 // - classic-level's native binding (node-gyp-build loads the .node file from its own dir);
 // - the ink views (dist/src/cli/views), with ink, react and yoga: ES modules with top-level
 //   await, loaded by real import() only by the commands that draw;
-// - ajv, which only schema validation imports (a quarter of the bundle's bytes otherwise);
+// - ajv, which only schema validation requires (a quarter of the bundle's bytes otherwise),
+//   and pg, which only a PostgreSQL store requires;
 // - the worker thread's entry: pool.ts's `new URL('./worker.js', import.meta.url)` resolves
 //   to dist/bundle/worker.js, which imports dist/src/runtime/worker.js.
 import { spawnSync } from 'node:child_process';
@@ -61,7 +62,8 @@ const result = await build({
   target: 'node20',
   // ajv (with fast-uri, a quarter of the bundle) serves only commands that validate a schema:
   // loaded from node_modules by its import() when one does, never read at start-up.
-  external: ['ink', 'react', 'react/*', 'yoga-layout', 'ajv', 'ajv/*'],
+  // pg likewise serves only --store postgres://.
+  external: ['ink', 'react', 'react/*', 'yoga-layout', 'ajv', 'ajv/*', 'pg'],
   plugins: [externals],
   // bin/aion passes the bundle's own file URL (import.meta has no meaning in CommonJS).
   define: { 'import.meta.url': '__aionBundleUrl' },

@@ -12,6 +12,7 @@ export async function withClient<T>(
   const { openClient } = await import('../client/client.js');
   const client = await openClient({
     stateDir: ctx.globals.stateDir,
+    store: ctx.globals.store,
     lockTimeoutMs: ctx.globals.lockTimeoutMs,
     write: options.write,
     drivesRuns: options.drivesRuns,

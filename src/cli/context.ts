@@ -9,6 +9,8 @@ export interface GlobalOptions {
   json: boolean;
   color: boolean;
   lockTimeoutMs: number;
+  /** A store URL (--store, else $AION_STORE): replaces the state directory when set. */
+  store?: string;
 }
 
 export function resolveGlobals(command: Command, env: NodeJS.ProcessEnv = process.env): GlobalOptions {
@@ -17,7 +19,12 @@ export function resolveGlobals(command: Command, env: NodeJS.ProcessEnv = proces
     json?: boolean;
     color?: boolean;
     lockTimeout?: string;
+    store?: string;
   }>();
+  const store = opts.store ?? (env.AION_STORE || undefined);
+  if (store !== undefined && !/^postgres(ql)?:\/\//i.test(store)) {
+    throw usageError(`--store (or $AION_STORE) must be a postgres:// URL, got '${store.replace(/:[^@/:]*@/, ':***@')}'`);
+  }
   const stateDir = path.resolve(opts.stateDir ?? (env.AION_STATE_DIR || '.aion-state'));
   const noColorEnv = env.NO_COLOR !== undefined && env.NO_COLOR !== '';
   let lockTimeoutMs = 30_000;
@@ -33,6 +40,7 @@ export function resolveGlobals(command: Command, env: NodeJS.ProcessEnv = proces
     json: Boolean(opts.json),
     color: opts.color !== false && !noColorEnv,
     lockTimeoutMs,
+    ...(store === undefined ? {} : { store }),
   };
 }
 

@@ -32,6 +32,7 @@ export async function buildProgram(streams: Streams = process, argv?: readonly s
     .addOption(new Option('--state-dir <dir>', 'state directory (default: $AION_STATE_DIR, else ./.aion-state)'))
     .option('--json', 'exactly one JSON document on stdout, for success and failure')
     .option('--no-color', 'no ANSI colour (also with NO_COLOR, or when not a terminal)')
+    .addOption(new Option('--store <url>', 'postgres://… store shared by a fleet, instead of the state directory (default: $AION_STORE)'))
     .addOption(new Option('--lock-timeout <seconds>', 'wait this long for a state directory another aion holds (default: 30)'))
     .showSuggestionAfterError(true)
     .configureOutput({

@@ -12,6 +12,8 @@ export interface Client extends Operations {
 
 export interface ClientOptions {
   stateDir: string;
+  /** A shared store (postgres://…): the engine always runs in this process, against it. */
+  store?: string;
   lockTimeoutMs: number;
   /** The command writes: create the state directory if it does not exist. */
   write: boolean;
@@ -54,6 +56,12 @@ class SwitchToServer extends Error {
  * and if the process we wait for turns out to be a server, we switch to its socket.
  */
 export async function openClient(options: ClientOptions): Promise<Client> {
+  if (options.store) {
+    // Every process of a fleet talks to the database itself: no holder file, no socket.
+    const { Engine } = await import('../engine/engine.js');
+    const engine = await Engine.open({ stateDir: options.stateDir, store: options.store, create: options.write, lockTimeoutMs: options.lockTimeoutMs, command: options.command, onWarning: options.onWarning });
+    return new EmbeddedClient(engine);
+  }
   // Only a holder that names a socket can be a server; the remote client (net, protocol) is
   // imported only then, and on the waiting path below.
   const holder = readHolder(options.stateDir);

@@ -43,6 +43,8 @@ export interface RunDeps {
   /** The compiled input/output schemas of loaded versions (ajv imported on first compile). */
   schemas: SchemaCache;
   warn: (message: string) => void;
+  /** Whether this process may drive a run now (a shared store leases runs to workers); default yes. */
+  mayDrive?: (workflowId: string) => Promise<boolean>;
 }
 
 export interface CodeAccess {
@@ -59,6 +61,12 @@ export function validateWorkflowId(id: string): void {
       details: { workflow_id: id },
     });
   }
+}
+
+/** A write refused because another worker leases the run (engine/lease.ts), maybe wrapped as `store`. */
+function isLeaseLost(error: unknown): boolean {
+  const e = error as { name?: string; cause?: { name?: string } };
+  return e?.name === 'LeaseLost' || e?.cause?.name === 'LeaseLost';
 }
 
 /** Another process moved the run on since this process last read it. */
@@ -237,6 +245,11 @@ export class Driver {
     await this.withLock(workflowId, async () => {
       let state: RunState | undefined;
       try {
+        // Another worker leases it: it is that worker's to drive.
+        if (this.deps.mayDrive && !(await this.deps.mayDrive(workflowId))) {
+          live.forget(workflowId);
+          return;
+        }
         for (let step = 0; step < STEP_LIMIT; step++) {
           state = await this.state(workflowId);
           if (!state || state.rec.status !== 'running') return;
@@ -254,6 +267,8 @@ export class Driver {
           wake.push(workflowId); // reloaded and advanced again by the caller's loop
           return;
         }
+        // Taken over by another worker (this one's lease ran out): it carries on from the store.
+        if (isLeaseLost(error)) return;
         throw error;
       } finally {
         const current = live.state(workflowId);

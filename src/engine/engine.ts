@@ -1,8 +1,10 @@
 // The engine: the deploy seam (load / route / list / unload) over the catalog, the store and
 // the module runtime. Every deploy operation is admitted by the shutdown gate, takes the
-// deploy lock and then the catalog mutation lock (that order, everywhere), writes its change
-// to the store in one synchronous batch, and only then swaps the catalog snapshot — so a
-// failure at any step leaves both the state directory and the catalog exactly as before.
+// deploy lock, then one exclusive store transaction (fleet-wide on PostgreSQL), then the
+// catalog mutation lock (that order, everywhere), writes its change to the store in one
+// synchronous batch, and only then swaps the catalog snapshot — so a failure at any step
+// leaves both the state directory and the catalog exactly as before (on PostgreSQL a failed
+// commit reloads the catalog from the database, store/postgres.ts).
 import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
@@ -13,6 +15,8 @@ import { Store, putJSON, putBytes, del, appendAudit, type StoreOp } from '../sto
 import { K } from '../store/keys.js';
 import { readVersionPins } from '../store/pins.js';
 import type { KV } from '../store/kv.js';
+import type { PgKV } from '../store/postgres.js';
+import type { Fleet } from './lease.js';
 import type { HolderInfo } from '../store/holder.js';
 import type { AionPackage, PackageLimits } from '../package/types.js';
 import { SchemaCache } from '../package/schema.js';
@@ -51,6 +55,10 @@ export interface EngineOptions {
   limits?: Partial<PoolLimits>;
   /** The wall clock of deploy records' `at` (tests skew it; default Date.now). Never orders anything. */
   now?: () => number;
+  /** A store URL (`postgres://…`, from --store / $AION_STORE): replaces the state directory. */
+  store?: string;
+  /** On a shared store: this engine is an `aion serve` worker (claims runs nobody drives). */
+  worker?: 'serve' | 'command';
 }
 
 export type LoadSource = { path: string } | { bytes: Uint8Array; name?: string };
@@ -110,6 +118,8 @@ export class Engine {
   readonly live: LiveRuns;
   /** Run lifecycle: start, drive, signal, terminate, recover. */
   readonly runs: RunManager;
+  /** The run leases, on a store shared by a fleet (PostgreSQL); absent on LevelDB. */
+  fleet: Fleet | undefined;
   private runtimeApi: RuntimeApi | undefined;
   private moduleRegistry: ModuleRegistryLike | undefined;
   private codePool: CodePool | undefined;
@@ -140,12 +150,29 @@ export class Engine {
     });
   }
 
+  /**
+   * A deploy operation: the deploy lock, then one exclusive store transaction (serialized with
+   * every other process on a shared store; on LevelDB just the directory held), then the
+   * catalog mutation lock — that order, everywhere.
+   */
+  private deployTransaction<T>(fn: () => Promise<T>): Promise<T> {
+    return this.deployLock.run(() => this.store.hold(fn, { exclusive: true }));
+  }
+
+  /** Reloads the catalog from the store (another process deployed meanwhile). */
+  private async reloadCatalog(): Promise<void> {
+    const { entries, routes, ramps, lost } = await restoreCatalog(this.store, (m) => this.warn(m));
+    this.catalog.reset(entries, routes, ramps, lost);
+  }
+
   /** Opens the state directory and restores the catalog (no run is replayed, no archive unzipped). */
   static async open(options: EngineOptions): Promise<Engine> {
     let engine: Engine | undefined;
     const store = options.kv
       ? await Store.over(options.kv)
-      : await Store.open(options.stateDir, {
+      : options.store
+        ? await Store.openUrl(options.store, { create: options.create, onCatalogChange: async () => void (await engine?.reloadCatalog()) })
+        : await Store.open(options.stateDir, {
           create: options.create,
           lockTimeoutMs: options.lockTimeoutMs,
           onWait: options.onWait,
@@ -161,6 +188,13 @@ export class Engine {
         });
     engine = new Engine(store, options);
     try {
+      if (options.store) {
+        const { Fleet } = await import('./lease.js');
+        engine.fleet = new Fleet(store.backend as PgKV, options.worker ?? 'command');
+        engine.fleet.onWarning = (m) => engine!.warn(m);
+        const fleet = engine.fleet;
+        engine.runs.leasedBy((workflowId) => fleet.mayDrive(workflowId));
+      }
       const { entries, routes, ramps, lost } = await restoreCatalog(store, (m) => engine.warn(m));
       engine.catalog.reset(entries, routes, ramps, lost);
     } catch (error) {
@@ -244,7 +278,7 @@ export class Engine {
     return admitted(this.gate, 'load', async () => {
       const { pkg, bytes } = await this.readLoadSource(source, options);
       const { api, registry } = await this.runtime();
-      return this.deployLock.run(async () => {
+      return this.deployTransaction(async () => {
         const release = await this.catalog.beginMutation();
         try {
           return await this.loadLocked(pkg, bytes, api, registry, options);
@@ -509,7 +543,7 @@ export class Engine {
   /** Admission, deploy lock, then mutation lock, around a route change. */
   private routeMutation(what: string, fn: () => Promise<RouteOutcome>): Promise<RouteOutcome> {
     return admitted(this.gate, what, () =>
-      this.deployLock.run(async () => {
+      this.deployTransaction(async () => {
         const release = await this.catalog.beginMutation();
         try {
           return await fn();
@@ -555,7 +589,7 @@ export class Engine {
   async rampWorkflowVersion(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions = {}): Promise<RampOutcome> {
     if (ref !== null) checkPercent(percent);
     return admitted(this.gate, 'ramp', () =>
-      this.deployLock.run(async () => {
+      this.deployTransaction(async () => {
         const release = await this.catalog.beginMutation();
         try {
           return await this.rampLocked(workflowType, ref, percent, options);
@@ -624,7 +658,8 @@ export class Engine {
     const result: VersionInfo[] = [];
     for (const entry of entries) {
       const pins = await readVersionPins(this.store, entry.workflowType, entry.version, 0);
-      const live = this.live.count(entry.workflowType, entry.version);
+      // Those executing here, and on a shared store those other live workers lease (any host).
+      const live = this.live.count(entry.workflowType, entry.version) + (this.fleet ? await this.fleet.liveRunsOn(entry.workflowType, entry.version) : 0);
       const routeActive = snapshot.routes.get(entry.workflowType) === entry.version;
       const ramp = snapshot.ramps.get(entry.workflowType);
       const ramping = ramp?.version === entry.version;
@@ -732,7 +767,7 @@ export class Engine {
    */
   async unloadWorkflowVersion(workflowType: string, ref: string, options: DeployOptions = {}): Promise<UnloadOutcome> {
     return admitted(this.gate, 'unload', () =>
-      this.deployLock.run(async () => {
+      this.deployTransaction(async () => {
         const release = await this.catalog.beginMutation();
         try {
           return await this.unloadLocked(workflowType, ref, options);
@@ -755,7 +790,7 @@ export class Engine {
   async pruneVersions(workflowType: string | undefined, keep = 1, options: DeployOptions = {}): Promise<PruneOutcome> {
     if (!Number.isSafeInteger(keep) || keep < 0) throw new AionError('usage', `--keep must be a whole number ≥ 0, got ${JSON.stringify(keep)}`);
     return admitted(this.gate, 'prune', () =>
-      this.deployLock.run(async () => {
+      this.deployTransaction(async () => {
         const release = await this.catalog.beginMutation();
         try {
           return await this.pruneLocked(workflowType, keep, options);
@@ -958,8 +993,13 @@ export class Engine {
     const pins = await readVersionPins(this.store, workflowType, version, HOLDERS_LIMIT);
     const live: PinHolder[] = [];
     const recoverable: PinHolder[] = [];
+    // On a shared store a run is live when another live worker leases it (named in `worker`)
+    // or when it executes here (this worker named).
+    const lessees = this.fleet ? await this.fleet.lessees(pins.runs.map((r) => r.workflow_id)) : undefined;
     for (const run of pins.runs) {
-      if (this.live.isLive(run.workflow_id, run.run_id)) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id });
+      const worker = lessees?.get(run.workflow_id);
+      if (worker !== undefined) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id, worker });
+      else if (this.live.isLive(run.workflow_id, run.run_id)) live.push({ kind: 'live_run', workflow_id: run.workflow_id, run_id: run.run_id, ...(this.fleet ? { worker: this.fleet.id } : {}) });
       else recoverable.push({ kind: 'recoverable_run', workflow_id: run.workflow_id, run_id: run.run_id });
     }
     const children: PinHolder[] = pins.children.map((c) => ({ kind: 'recorded_child', child_workflow_id: c.child_workflow_id, recorded_by: c.recorded_by }));
@@ -1035,6 +1075,7 @@ export class Engine {
     await this.store.flush().catch((error) => this.warn(`could not flush the state directory: ${(error as Error).message}`));
     await this.codePool?.close();
     this.live.clear();
+    await this.fleet?.stop();
     await this.store.close();
   }
 }

@@ -16,10 +16,14 @@ import { describeSchemaErrors } from '../package/schema.js';
 import type { VersionEntry } from '../catalog/catalog.js';
 import { Driver, validateWorkflowId, type RunDeps } from './driver.js';
 import { summary, type RunRecord } from './run-state.js';
+import { asCommand } from './lease-context.js';
 import type { RunDetail, RunSummary, SignalOutcome, StartOutcome } from './types.js';
 
 export type { RunRecord } from './run-state.js';
 export { validateWorkflowId } from './driver.js';
+
+/** A start whose transaction found the route moved: resolve the version again. */
+const RESOLVE_AGAIN = Symbol('resolve again');
 
 export interface RunFilter {
   type?: string;
@@ -40,6 +44,11 @@ export class RunManager {
 
   constructor(private readonly deps: RunDeps) {
     this.driver = new Driver(deps);
+  }
+
+  /** On a shared store: runs are driven here only while `mayDrive` says this worker leases them. */
+  leasedBy(mayDrive: (workflowId: string) => Promise<boolean>): void {
+    this.deps.mayDrive = mayDrive;
   }
 
   /** `aion serve`: every active run it recovers stays live (executing here) until it ends. */
@@ -88,13 +97,16 @@ export class RunManager {
         const id = workflowId;
         // The version (routed, or ramping for this id) is pinned until the start is recorded.
         const pin = catalog.pinStart(workflowType, id);
-        let started: string | undefined;
+        let started: string | undefined | typeof RESOLVE_AGAIN;
         try {
           version = pin.entry.version;
           await this.checkInput(pin.entry, input);
           await code.ensure(pin.entry);
           started = await this.driver.withLock(id, () =>
             store.hold(async () => {
+              // The transaction may have reloaded the catalog (another process deployed): a
+              // start records the version the committed route names, or resolves again.
+              if (catalog.startEntry(workflowType, id)?.version !== pin.entry.version) return RESOLVE_AGAIN;
               const existing = await this.getRun(id);
               // A generated id that names an existing workflow (any status) is drawn again:
               // reusing it would replace that workflow's record.
@@ -119,6 +131,7 @@ export class RunManager {
         } finally {
           pin.release();
         }
+        if (started === RESOLVE_AGAIN) continue;
         if (started !== undefined) {
           runId = started;
           break;
@@ -171,13 +184,13 @@ export class RunManager {
     const end = this.deps.gate.begin('signal');
     let runId: string;
     try {
-      runId = await this.driver.withLock(workflowId, async () => {
+      runId = await this.driver.withLock(workflowId, () => asCommand(async () => {
         const state = await this.requireRunning(workflowId, 'signal');
         faultPoint('signal.before-write');
         await this.driver.append(state, [{ type: 'SignalReceived', at: Date.now(), name, input }], { seen: false });
         faultPoint('signal.after-write');
         return state.rec.run_id;
-      });
+      }));
       this.enqueue(workflowId);
     } finally {
       end();
@@ -192,7 +205,7 @@ export class RunManager {
   async terminate(workflowId: string, reason: string): Promise<SignalOutcome> {
     const end = this.deps.gate.begin('terminate');
     try {
-      const rec = await this.driver.withLock(workflowId, async () => {
+      const rec = await this.driver.withLock(workflowId, () => asCommand(async () => {
         const state = await this.requireRunning(workflowId, 'terminate');
         faultPoint('terminate.before-write');
         await this.driver.append(state, [{ type: 'WorkflowTerminated', at: Date.now(), reason }], { seen: true, patch: { status: 'terminated', error: { message: reason } }, sync: true });
@@ -200,7 +213,7 @@ export class RunManager {
         this.driver.forget(workflowId, state.rec.run_id);
         this.deps.live.unmark(workflowId);
         return state.rec;
-      });
+      }));
       if (rec.parent) {
         this.enqueue(rec.parent.workflow_id);
         await this.settle([rec.parent.workflow_id]);
@@ -338,6 +351,8 @@ export class RunManager {
     const woken: string[] = [];
     let fired = 0;
     for (const t of due) {
+      // A run another worker leases fires its own timers.
+      if (this.deps.mayDrive && !(await this.deps.mayDrive(t.workflowId))) continue;
       if (options.wait === false && this.tasks.has(t.workflowId)) {
         this.enqueue(t.workflowId);
         continue;

@@ -106,7 +106,7 @@ export interface UnloadOutcome {
 
 export type PinHolder =
   | { kind: 'in_flight_start'; workflow_type?: string }
-  | { kind: 'live_run'; workflow_id: string; run_id: string; workflow_type?: string }
+  | { kind: 'live_run'; workflow_id: string; run_id: string; workflow_type?: string; /** The leasing worker, on a shared store. */ worker?: string }
   | { kind: 'recoverable_run'; workflow_id: string; run_id: string; workflow_type?: string }
   | { kind: 'recorded_child'; child_workflow_id: string; recorded_by: string; workflow_type?: string };
 

@@ -21,6 +21,8 @@ import { prepareSocketDir, removeStaleSocket, socketPlace } from './socket.js';
 
 export interface ServeOptions {
   stateDir: string;
+  /** A shared store (postgres://…): serve as one worker of a fleet (server/fleet.ts). */
+  store?: string;
   lockTimeoutMs: number;
   untilIdle: boolean;
   onWarning?: (message: string) => void;
@@ -59,6 +61,8 @@ const BUSY_RETRY_MS = 20;
 export async function serve(options: ServeOptions): Promise<ServeSummary> {
   const engine = await Engine.open({
     stateDir: options.stateDir,
+    store: options.store,
+    worker: 'serve',
     create: true,
     lockTimeoutMs: options.lockTimeoutMs,
     command: 'aion serve',
@@ -102,15 +106,17 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const summary: ServeSummary = { recovered: 0, timers_fired: 0, still_running: 0 };
+  let stopFleet: (() => void) | undefined;
   try {
     engine.runs.residentAll = true;
+    if (engine.fleet) stopFleet = await (await import('./fleet.js')).startFleetWorker(engine, options.onWarning);
     // Recovered runs advance in the background: a long activity must not delay listening.
     summary.recovered = await engine.runs.recoverAll({ wait: false });
     engine.runs.onTaskDone = () => {
       dirty = true;
       wake?.();
     };
-    if (!stopping) {
+    if (!stopping && !engine.fleet) {
       const place = socketPlace(options.stateDir);
       prepareSocketDir(place.dir);
       await removeStaleSocket(place.path);
@@ -131,7 +137,8 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
       if (stopping) control.drain();
       options.onListening?.(place.path);
     }
-    options.onInfo?.(`serving ${options.stateDir}: ${summary.recovered} active run(s) recovered`);
+    if (engine.fleet) options.onListening?.(`worker ${engine.fleet.id}`);
+    options.onInfo?.(`serving ${engine.fleet ? `as worker ${engine.fleet.id}` : options.stateDir}: ${summary.recovered} active run(s) recovered`);
     options.onReady?.(engine);
     while (!stopping) {
       dirty = false;
@@ -159,6 +166,7 @@ export async function serve(options: ServeOptions): Promise<ServeSummary> {
     summary.timers_fired = engine.runs.timersFired;
     summary.still_running = (await engine.runs.list({ status: 'running' })).length;
   } finally {
+    stopFleet?.();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     const until = (deadline ??= Date.now() + SOCKET_LIMITS.shutdownGraceMs);

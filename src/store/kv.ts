@@ -27,8 +27,12 @@ export interface KV {
    * while it stays the same, no other process can have written. Absent = never released.
    */
   readonly epoch?: number;
-  /** Keeps the KV taken for the whole of `fn` (a transaction: reads, then writes). */
-  hold?<T>(fn: () => Promise<T>): Promise<T>;
+  /**
+   * Keeps the KV taken for the whole of `fn` (a transaction: reads, then writes). `exclusive`:
+   * a deploy operation, serialized against every other transaction of every process sharing
+   * the store (LevelDB: one process holds the directory, so this changes nothing there).
+   */
+  hold?<T>(fn: () => Promise<T>, options?: { exclusive?: boolean }): Promise<T>;
 }
 
 /** An empty, read-only KV: a state directory that does not exist yet. Writes are bugs. */

@@ -110,6 +110,29 @@ export class Store {
     return store;
   }
 
+  /**
+   * Opens a store named by a URL (`postgres://…`): the PostgreSQL backend, imported only here.
+   * Fails `usage` for a URL that is not postgres://, `store` when the server cannot be reached
+   * or its schema is newer than this aion.
+   */
+  static async openUrl(url: string, options: { create: boolean; onCatalogChange?: () => Promise<void> }): Promise<Store> {
+    const { PgKV } = await import('./postgres.js');
+    const kv = await PgKV.open(url, options);
+    const store = new Store(kv, true);
+    try {
+      await store.checkFormat(true);
+    } catch (error) {
+      await kv.close().catch(() => {});
+      throw error;
+    }
+    return store;
+  }
+
+  /** The KV underneath (the fleet side reaches the PostgreSQL backend through it). */
+  get backend(): KV {
+    return this.kv;
+  }
+
   /** A store over any KV (tests use this to inject faults). */
   static async over(kv: KV): Promise<Store> {
     const store = new Store(kv, true);
@@ -204,11 +227,12 @@ export class Store {
   async write(ops: StoreOp[], options: { sync: boolean }): Promise<void> {
     if (!this.exists) throw new AionError('internal', 'write to a state directory that was opened read-only');
     if (!ops.some((op) => op.type === 'audit')) return this.writeBatch(ops as BatchOp[], options);
+    // Exclusive: audit sequence numbers are read then written by one writer at a time.
     return this.hold(async () => {
       const seq = await this.nextAuditSeq(ops.filter((op) => op.type === 'audit').length);
       let n = seq;
       await this.writeBatch(ops.map((op) => (op.type === 'audit' ? { type: 'put', key: K.audit(n++), value: op.value } : op)), options);
-    });
+    }, { exclusive: true });
   }
 
   private async writeBatch(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
@@ -245,9 +269,12 @@ export class Store {
     return this.kv.epoch ?? 0;
   }
 
-  /** Runs `fn` with the state directory held throughout (a read-then-write transaction). */
-  hold<T>(fn: () => Promise<T>): Promise<T> {
-    return this.kv.hold ? this.kv.hold(fn) : fn();
+  /**
+   * Runs `fn` with the state directory held throughout (a read-then-write transaction);
+   * `exclusive` for deploy operations (see KV.hold).
+   */
+  hold<T>(fn: () => Promise<T>, options?: { exclusive?: boolean }): Promise<T> {
+    return this.kv.hold ? this.kv.hold(fn, options) : fn();
   }
 
   private dirty = false;

@@ -27,6 +27,7 @@ import {
   type Figure,
 } from './lib.js';
 import { loadInto, packBig, packFixture, packVariant, seedRuns, type Packed } from './setup.js';
+import { postgresBench } from './pg.js';
 
 interface Settings {
   quick: boolean;
@@ -380,6 +381,7 @@ const BENCHES: Record<string, (s: Settings, work: string) => Promise<Figure[]>> 
   linear,
   step_cost: stepCost,
   parked: parkedMemory,
+  postgres: (s, work) => postgresBench({ quick: s.quick, reps: s.quick ? 3 : 6, seededRuns: s.quick ? 10_000 : 50_000, parked: s.quick ? 200 : 500 }, work),
 };
 
 async function main(argv: string[]): Promise<number> {

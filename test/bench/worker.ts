@@ -149,7 +149,8 @@ async function append(dbDir: string, n: number, templateFile: string): Promise<v
 }
 
 async function flip(stateDir: string, baseArchive: string, startsPerLoop: number, flipArchives: string[]): Promise<void> {
-  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 30_000 });
+  // AION_BENCH_STORE: the same figure on a store URL (test/bench/pg.ts).
+  const engine = await Engine.open({ stateDir, create: true, lockTimeoutMs: 30_000, store: process.env.AION_BENCH_STORE || undefined });
   const LOOPS = 8;
   try {
     const { workflow_type: type } = await engine.loadPackage({ path: baseArchive });

@@ -8,12 +8,12 @@ import path from 'node:path';
 import { isAionError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
 import { K, range } from '../../src/store/keys.js';
-import { openLevel } from '../../src/store/level.js';
+
 import type { BatchOp, KV, RangeOptions } from '../../src/store/kv.js';
 import type { WorkflowEvent } from '../../src/runtime/history.js';
 import { tempDir } from '../helpers/cli.js';
 import { packFixture, type Packed } from '../helpers/packages.js';
-import { InstrumentedKV, openEngine } from './support.js';
+import { InstrumentedKV, openEngine, openTestKV } from './support.js';
 
 let work: { dir: string; cleanup: () => void };
 let stepper: Packed;
@@ -61,7 +61,7 @@ class SlowKV implements KV {
   constructor(private readonly inner: KV) {}
 
   static async open(stateDir: string): Promise<SlowKV> {
-    return new SlowKV(await openLevel(stateDir, { lockTimeoutMs: 5_000 }));
+    return new SlowKV(await openTestKV(stateDir));
   }
 
   get(key: string) {
@@ -226,7 +226,7 @@ describe('review findings on the run path (issue 11, item 6)', () => {
       await engine.loadPackage({ path: hello2.path });
       await engine.close();
       // Damage the stored archive behind the engine's back; the package row and route stay.
-      const kv = await openLevel(state, { lockTimeoutMs: 5_000 });
+      const kv = await openTestKV(state);
       const key = K.archive('hello', hello2.version);
       const bytes = await kv.get(key);
       assert.ok(bytes && bytes.length > 100);

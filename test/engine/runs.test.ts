@@ -10,7 +10,7 @@ import { putJSON } from '../../src/store/store.js';
 import type { WorkflowEvent } from '../../src/runtime/history.js';
 import { tempDir } from '../helpers/cli.js';
 import { packFixture, packVariant, type Packed } from '../helpers/packages.js';
-import { InstrumentedKV, openEngine } from './support.js';
+import { InstrumentedKV, openEngine, storeFor } from './support.js';
 import { packProject } from '../../src/package/index.js';
 
 let work: { dir: string; cleanup: () => void };
@@ -122,7 +122,7 @@ describe('a run keeps its version', () => {
     assert.equal(v1info!.pins.recorded_children, 1);
     await engine.close();
 
-    engine = await Engine.open({ stateDir: state, create: true, lockTimeoutMs: 1000 });
+    engine = await Engine.open({ stateDir: state, create: true, lockTimeoutMs: 1000, store: storeFor(state) });
     try {
       await engine.runs.recoverAll();
       const child = await engine.runs.show('p1/child-1');

@@ -16,7 +16,9 @@ export async function runDoctor(ctx: CommandContext, opts: DoctorOptions): Promi
     import('../../errors.js'),
   ]);
   const { describeWait } = await import('../../store/holder.js');
-  const store = await Store.open(ctx.globals.stateDir, {
+  const where = ctx.globals.store ? (await import('../../store/postgres-schema.js')).redactUrl(ctx.globals.store) : ctx.globals.stateDir;
+  // On a shared store doctor runs in one exclusive transaction: the fleet waits meanwhile.
+  const store = ctx.globals.store ? await Store.openUrl(ctx.globals.store, { create: false }) : await Store.open(ctx.globals.stateDir, {
     create: false,
     // Nothing there is nothing damaged: doctor reports ok (it is not a read of state).
     missingOk: true,
@@ -39,14 +41,14 @@ export async function runDoctor(ctx: CommandContext, opts: DoctorOptions): Promi
   });
   let report;
   try {
-    report = await diagnose(store, { repair: Boolean(opts.repair) });
+    report = await store.hold(() => diagnose(store, { repair: Boolean(opts.repair) }), { exclusive: true });
   } finally {
     await store.close();
   }
   const { c } = ctx.out;
   const repaired = new Set(report.repaired);
   ctx.out.result(report, () => {
-    if (report.problems.length === 0) return `${c.green('ok')}: no problems found in ${ctx.globals.stateDir}`;
+    if (report.problems.length === 0) return `${c.green('ok')}: no problems found in ${where}`;
     const lines = report.problems.map((p) => {
       const tag = repaired.has(p) ? c.green('repaired') : p.repairable ? c.yellow('repairable') : c.red('not repairable');
       return `${tag}  ${c.bold(p.kind)} ${c.dim(p.key)}\n    ${escapeText(p.message)}`;

@@ -33,13 +33,15 @@ export const COMMANDS: readonly CommandEntry[] = [
   { name: 'show', load: async () => (await import('./show.js')).registerShow },
   { name: 'top', load: async () => (await import('./top.js')).registerTop },
   { name: 'serve', load: async () => (await import('./serve.js')).registerServe },
+  { name: 'workers', load: async () => (await import('./workers.js')).registerWorkers },
+  { name: 'migrate', load: async () => (await import('./migrate.js')).registerMigrate },
   { name: 'doctor', load: async () => (await import('./doctor.js')).registerDoctor },
   { name: 'completion', load: async () => (await import('./completion.js')).registerCompletion },
   { name: '__complete', load: async () => (await import('./complete.js')).registerComplete },
 ];
 
 /** Global options that take a value: their value is never the command name. */
-const VALUE_OPTIONS = new Set(['--state-dir', '--lock-timeout']);
+const VALUE_OPTIONS = new Set(['--state-dir', '--lock-timeout', '--store']);
 
 /** The index of the command name in argv (its first operand, skipping global options), or -1. */
 export function commandIndex(argv: readonly string[]): number {

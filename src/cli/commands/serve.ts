@@ -25,6 +25,7 @@ export async function runServe(ctx: CommandContext, opts: ServeOptions): Promise
   let abandoned = false;
   const summary = await serve({
     stateDir: ctx.globals.stateDir,
+    store: ctx.globals.store,
     lockTimeoutMs: ctx.globals.lockTimeoutMs,
     untilIdle: Boolean(opts.untilIdle),
     maxResident,

@@ -44,6 +44,7 @@ export async function runTop(ctx: CommandContext, opts: TopOptions): Promise<voi
   const fetch = async (note: (message: string | undefined) => void) => {
     const client = await openClient({
       stateDir: globals.stateDir,
+      store: globals.store,
       lockTimeoutMs: globals.lockTimeoutMs,
       write: false,
       command: 'aion top',
