@@ -182,3 +182,19 @@ export function machine() {
     node: process.version,
   };
 }
+
+/** Runs `a` and `b` alternately `reps` times (so drift on a shared machine hits both alike). */
+export async function interleave<A, B>(reps: number, a: () => Promise<A>, b: () => Promise<B>): Promise<{ a: A[]; b: B[] }> {
+  const as: A[] = [];
+  const bs: B[] = [];
+  for (let i = 0; i < reps; i++) {
+    if (i % 2 === 0) {
+      as.push(await a());
+      bs.push(await b());
+    } else {
+      bs.push(await b());
+      as.push(await a());
+    }
+  }
+  return { a: as, b: bs };
+}

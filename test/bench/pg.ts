@@ -7,7 +7,7 @@
 // Skips (loudly, returning no figures) when no PostgreSQL answers.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { BIN, BENCH_DIR, ROOT, expectCode, figure, median, runAion, runNode, runWorker, type Figure } from './lib.js';
+import { BIN, BENCH_DIR, ROOT, expectCode, figure, interleave, median, runAion, runNode, runWorker, type Figure } from './lib.js';
 import { loadInto, packFixture, packVariant, seedRuns } from './setup.js';
 import { dropSchema, freshSchema, pgServer, withSchema } from '../helpers/postgres.js';
 
@@ -20,21 +20,6 @@ export interface PgSettings {
   parked: number;
 }
 
-/** Runs `a` and `b` alternately (drift on a shared machine hits both alike). */
-async function interleave(reps: number, a: () => Promise<number>, b: () => Promise<number>): Promise<{ a: number[]; b: number[] }> {
-  const as: number[] = [];
-  const bs: number[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      as.push(await a());
-      bs.push(await b());
-    } else {
-      bs.push(await b());
-      as.push(await a());
-    }
-  }
-  return { a: as, b: bs };
-}
 
 function log(message: string): void {
   process.stderr.write(`[bench] ${message}\n`);

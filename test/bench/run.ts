@@ -15,6 +15,7 @@ import {
   UNDER_TEST_RUNNER,
   expectCode,
   figure,
+  interleave,
   machine,
   median,
   nowMs,
@@ -66,21 +67,6 @@ function log(message: string): void {
 
 const MB = 1024 * 1024;
 
-/** Runs `a` and `b` alternately `reps` times (so drift on a shared machine hits both alike). */
-async function interleave<A, B>(reps: number, a: () => Promise<A>, b: () => Promise<B>): Promise<{ a: A[]; b: B[] }> {
-  const as: A[] = [];
-  const bs: B[] = [];
-  for (let i = 0; i < reps; i++) {
-    if (i % 2 === 0) {
-      as.push(await a());
-      bs.push(await b());
-    } else {
-      bs.push(await b());
-      as.push(await a());
-    }
-  }
-  return { a: as, b: bs };
-}
 
 // --- the figures -------------------------------------------------------------------------------
 
