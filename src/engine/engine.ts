@@ -14,6 +14,9 @@ import { readVersionPins } from '../store/pins.js';
 import type { KV } from '../store/kv.js';
 import type { HolderInfo } from '../store/holder.js';
 import type { AionPackage } from '../package/types.js';
+import type { ScannedPackage } from '../package/read.js';
+import type { ZipSource } from '../package/zip.js';
+import type { ArchiveInput } from '../store/archives.js';
 import { ShutdownGate, admitted } from './gate.js';
 import { describeHolder, describeHolders, holdersHint } from './holders.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
@@ -93,6 +96,23 @@ function progress(options: DeployOptions, step: LoadStep, detail?: LoadProgressD
 
 
 const HOLDERS_LIMIT = 100;
+/** How often (in archive bytes) a load reports progress through the hash step. */
+const PROGRESS_STEP_BYTES = 1 << 20;
+/** A load collects garbage once checking modules has grown the heap by this much (see runtime/heap.ts). */
+const COLLECT_GROWTH_BYTES = 8 << 20;
+
+/** The archive a load reads: where its bytes are, how to store it, and whether it changed. */
+interface LoadInput {
+  source: ZipSource;
+  /** What the archive file is written from (the open file's descriptor, or the bytes). */
+  stored: ArchiveInput;
+  close(): void;
+}
+
+/** A scanned package's modules by name → byte size. */
+function moduleSizes(pkg: ScannedPackage): Map<string, number> {
+  return new Map([...pkg.modules].map(([name, entry]) => [name, entry.size]));
+}
 
 export class Engine {
   readonly catalog = new WorkflowCatalog();
@@ -128,7 +148,7 @@ export class Engine {
   static async open(options: EngineOptions): Promise<Engine> {
     let engine: Engine | undefined;
     const store = options.kv
-      ? await Store.over(options.kv)
+      ? await Store.over(options.kv, options.stateDir)
       : await Store.open(options.stateDir, {
           create: options.create,
           lockTimeoutMs: options.lockTimeoutMs,
@@ -147,11 +167,31 @@ export class Engine {
     try {
       const { entries, routes, ramps, lost } = await restoreCatalog(store, (m) => engine.warn(m));
       engine.catalog.reset(entries, routes, ramps, lost);
+      if (options.create) await engine.tidyArchives();
     } catch (error) {
       await store.close().catch(() => {});
       throw error;
     }
     return engine;
+  }
+
+  private archivesTidied = false;
+
+  /**
+   * Removes archive files no package row names (a load killed between its file and its batch,
+   * an unload killed between its batch and the file's removal) and leftover temp files, once:
+   * when a command that creates the directory opens it, or at the first deploy mutation (with
+   * the deploy lock held, so never under a load between its file and its batch). Read commands
+   * never do it. A failure is a warning (doctor reports what is left).
+   */
+  private async tidyArchives(): Promise<void> {
+    if (this.archivesTidied) return;
+    this.archivesTidied = true;
+    try {
+      await this.store.hold(async () => this.store.archives.removeOrphans(await this.store.referencedVersions()));
+    } catch (error) {
+      this.warn(`could not remove orphan archive files: ${(error as Error).message}`);
+    }
   }
 
   warn(message: string): void {
@@ -179,7 +219,7 @@ export class Engine {
         { ...rt.api.defaultLimits(), ...this.options.limits },
         {
           names: (version) => [...(rt.registry.modules(version)?.keys() ?? [])],
-          source: (version, name) => rt.registry.modules(version)?.get(name)?.source,
+          source: (version, name) => rt.registry.source(version, name),
         },
       );
       return this.codePool;
@@ -188,67 +228,129 @@ export class Engine {
   }
 
   /**
-   * Makes a loaded version's modules runnable in this process: reads its archive from the
-   * store, checks it still hashes to its version, and registers its modules (once per version).
-   * Fails `store` when the archive is missing or no longer verifies.
+   * Makes a loaded version's modules runnable in this process: checks its stored archive still
+   * hashes to its version (entry by entry, holding none of it) and registers its modules, whose
+   * sources are then read from that file when a code thread asks for one (once per version;
+   * the file stays open while the version is registered). A format-1 directory's archive, kept
+   * in LevelDB, is read whole as before. Fails `store` when the archive is missing or no longer
+   * verifies.
    */
   async materialize(entry: VersionEntry): Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> {
     const rt = await this.runtime();
     if (rt.registry.has(entry.version)) return rt;
-    const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
     const label = `${entry.workflowType} ${entry.version.slice(0, 12)}`;
+    const { readPackage, scanPackage, storedSource, ArchiveTexts } = await import('../package/index.js');
+    const unverified = (error: unknown) =>
+      new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
+    const stored = this.store.archives.open(entry.version);
+    if (stored) {
+      const file = storedSource(stored);
+      let scanned: ScannedPackage;
+      try {
+        scanned = scanPackage(file);
+      } catch (error) {
+        file.close();
+        throw unverified(error);
+      }
+      if (scanned.version !== entry.version) {
+        file.close();
+        throw new AionError('store', `the stored archive of ${label} hashes to ${scanned.version.slice(0, 12)}`, { hint: 'load the archive again' });
+      }
+      rt.registry.registerChecked(entry.version, moduleSizes(scanned), new ArchiveTexts(file, scanned.modules, true));
+      return rt;
+    }
+    const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
     if (!bytes) throw new AionError('store', `the archive of ${label} is missing from the state directory`, { hint: 'load the archive again' });
-    const { readPackage } = await import('../package/index.js');
     let pkg: AionPackage;
     try {
       pkg = readPackage(bytes);
     } catch (error) {
-      throw new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
+      throw unverified(error);
     }
     if (pkg.version !== entry.version) throw new AionError('store', `the stored archive of ${label} hashes to ${pkg.version.slice(0, 12)}`);
-    rt.registry.register(entry.version, pkg.modules);
+    if (!rt.registry.has(entry.version)) rt.registry.register(entry.version, pkg.modules);
     return rt;
   }
 
   // --- load ---------------------------------------------------------------------------------
 
   /**
-   * Validates a package, registers its modules, verifies its entry, persists archive, metadata
-   * and route pointer in one synchronous batch, then routes new starts of its type to it.
+   * Validates a package, registers its modules, verifies its entry, stores its archive file,
+   * then persists metadata, route pointer and deploy record in one synchronous batch, then
+   * routes new starts of its type to it. The archive is read entry by entry and never held
+   * whole: each module is inflated, checked (UTF-8, hash, compiles) and dropped; the code
+   * threads read sources from the archive when they need them.
    *
    * Failures: `invalid_package` (archive, modules or entry), `manifest_mismatch` (same version,
-   * different manifest: the resident version stays), `shutting_down`, `store` (nothing was
-   * persisted and nothing routed; retrying is idempotent). On every failure the catalog, the
-   * routes and the state directory are untouched. Lock order: deploy lock, mutation lock.
+   * different manifest: the resident version stays), `usage` (no such file, not a regular file,
+   * the file changed while loading), `shutting_down`, `store` (nothing was persisted and
+   * nothing routed; retrying is idempotent). On every failure the catalog, the routes and the
+   * state directory are untouched. Lock order: deploy lock, mutation lock.
    */
   async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
     return admitted(this.gate, 'load', async () => {
-      const { readPackage, readArchiveBytes } = await import('../package/index.js');
+      const pkgApi = await import('../package/index.js');
+      const { api, registry } = await this.runtime();
       progress(options, 'read');
       // Bounded: a FIFO, a device or an oversized file is refused before it is read.
-      const bytes = 'bytes' in source ? source.bytes : await readArchiveBytes(source.path, {}, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
-      progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
-      const pkg = readPackage(bytes, {}, { beforeHash: () => progress(options, 'hash') });
-      faultPoint('load.validated');
-      const { api, registry } = await this.runtime();
-      return this.deployLock.run(async () => {
-        const release = await this.catalog.beginMutation();
-        try {
-          return await this.loadLocked(pkg, bytes, api, registry, options);
-        } finally {
-          release();
-        }
-      });
+      const input: LoadInput =
+        'bytes' in source
+          ? { source: pkgApi.bytesSource(source.bytes), stored: { bytes: source.bytes }, close: () => {} }
+          : (() => {
+              const file = pkgApi.openArchiveFile(source.path);
+              return { source: file.source, stored: { fd: file.source.fd, size: file.source.size, unchanged: file.unchanged }, close: file.close };
+            })();
+      try {
+        const total = input.source.size;
+        progress(options, 'read', { bytes: total, total });
+        progress(options, 'validate', { bytes: total, total });
+        // Every module is compiled as it goes by (as load always has), its text then dropped;
+        // the first that does not compile is reported once the archive itself is valid.
+        let compileError: unknown;
+        let reported = 0;
+        api.heapMark();
+        const scanned = pkgApi.scanPackage(input.source, {}, {
+          beforeHash: () => progress(options, 'hash', { bytes: 0, total }),
+          onModule: (name, bytes) => {
+            if (compileError !== undefined) return;
+            try {
+              api.checkModule(name, bytes);
+            } catch (error) {
+              compileError = error;
+            }
+            // Dead module text piles up in V8's old generation: collect it as we go (see heap.ts).
+            api.collectGarbage(COLLECT_GROWTH_BYTES);
+          },
+          onProgress: options.onProgress && ((done, all) => {
+            if (done - reported < PROGRESS_STEP_BYTES && done < all) return;
+            reported = done;
+            progress(options, 'hash', { bytes: done, total: all });
+          }),
+        });
+        if (compileError !== undefined) throw compileError;
+        faultPoint('load.validated');
+        return await this.deployLock.run(async () => {
+          const release = await this.catalog.beginMutation();
+          try {
+            return await this.loadLocked(scanned, input, api, registry, options);
+          } finally {
+            release();
+          }
+        });
+      } finally {
+        input.close();
+      }
     });
   }
 
   private async loadLocked(
-    pkg: AionPackage,
-    bytes: Uint8Array,
+    pkg: ScannedPackage,
+    input: LoadInput,
     api: RuntimeApi,
     registry: ModuleRegistryLike,
     options: DeployOptions,
   ): Promise<LoadOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     const type = pkg.manifest.workflow_type;
     const version = pkg.version;
     const previous = this.catalog.snapshot().routes.get(type) ?? null;
@@ -281,8 +383,8 @@ export class Engine {
       if (options.dryRun) return { ...outcome, dry_run: true };
       progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, row and pointer: re-deploying is a routing intent, and a retry
-      // after a failed persistence must complete it.
-      await this.persistLoad(resident, bytes, previous, route, options);
+      // after a failed persistence must complete it (it also restores a lost archive file).
+      await this.persistLoad(resident, input, previous, route, options);
       progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
       faultPoint('load.after-write');
       this.catalog.commitLoad(resident, route);
@@ -294,7 +396,11 @@ export class Engine {
     progress(options, 'register', { workflow_type: type, version });
     const target = options.dryRun ? new api.ModuleRegistry() : registry;
     const alreadyRegistered = target.has(version);
-    const deployed = target.register(version, pkg.modules);
+    // Sources are read from the archive when a thread asks: from the input until the archive
+    // file is stored, then from that file.
+    const { ArchiveTexts, storedSource } = await import('../package/index.js');
+    const texts = new ArchiveTexts(input.source, pkg.modules, false);
+    const deployed = target.registerChecked(version, moduleSizes(pkg), texts);
     faultPoint('load.registered');
     const unregister = () => {
       if (alreadyRegistered) return;
@@ -323,14 +429,26 @@ export class Engine {
       entryFunction: pkg.manifest.entry_function,
       loadedAt: new Date().toISOString(),
       moduleNames: [...pkg.modules.keys()],
-      archiveBytes: bytes.length,
+      archiveBytes: pkg.archiveBytes,
     };
     progress(options, 'persist', { workflow_type: type, version });
     try {
-      await this.persistLoad(entry, bytes, previous, route, options);
+      await this.persistLoad(entry, input, previous, route, options);
     } catch (error) {
       unregister();
       throw error;
+    }
+    // The input is closed when the load returns: read sources from the stored file instead. Should
+    // that fail, the modules go (the load stands): the next run materializes them from the file.
+    if (!alreadyRegistered) {
+      try {
+        const stored = this.store.archives.open(version);
+        if (!stored) throw new Error('the file is not there');
+        texts.rebind(storedSource(stored));
+      } catch (error) {
+        unregister();
+        this.warn(`loaded ${type} ${version.slice(0, 12)}, but could not open its stored archive yet: ${(error as Error).message}`);
+      }
     }
     progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
     faultPoint('load.after-write');
@@ -340,22 +458,47 @@ export class Engine {
   }
 
   /**
-   * Writes archive, row, deploy record and — when the load routes — the route pointer
-   * (clearing the ramp) in one synchronous batch.
+   * Stores the archive file (written and synced first), then writes row, deploy record and —
+   * when the load routes — the route pointer (clearing the ramp) in one synchronous batch; all
+   * with the state directory held, so no other process sees the file before its row. If the
+   * batch fails, a file no other row names is removed again.
    */
-  private async persistLoad(entry: VersionEntry, bytes: Uint8Array, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
+  private async persistLoad(entry: VersionEntry, input: LoadInput, previous: string | null, route: boolean, options: DeployOptions): Promise<void> {
     const { workflowType: type, version } = entry;
-    // A load the disk cannot take (twice: LevelDB's log, then its table) fails store here,
-    // before anything is written, rather than commit and wedge every later open.
-    await this.store.checkRoom(bytes.length);
-    faultPoint('load.before-write');
-    const ops: StoreOp[] = [putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes)];
-    if (route) {
-      // Routing a load sends every new start to it: the ramp goes with the old route.
-      ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+    await this.store.hold(async () => {
+      // A load the disk cannot take fails store here, before anything is written.
+      await this.store.checkRoom(input.source.size);
+      faultPoint('load.before-write');
+      // What is stored is what was validated: a file that changed since it was opened is not stored.
+      await this.store.archives.write(version, input.stored);
+      faultPoint('load.archive-written');
+      const ops: StoreOp[] = [putJSON(K.packageMeta(type, version), rowOf(entry)), del(K.archive(type, version)), ...this.store.formatOps()];
+      if (route) {
+        // Routing a load sends every new start to it: the ramp goes with the old route.
+        ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+      }
+      ops.push(this.auditOp('load', type, version, previous, options, route ? {} : { routed: false }));
+      try {
+        await this.store.write(ops, { sync: true });
+      } catch (error) {
+        await this.dropArchiveIfUnreferenced(version);
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Removes the archive file of `version` when no package row names it (after an unload's batch,
+   * or a load's failed one). Never throws: a file left behind is an orphan, removed at the next
+   * writable open (and reported by doctor). Called with the directory held.
+   */
+  private async dropArchiveIfUnreferenced(version: string): Promise<void> {
+    try {
+      if ((await this.store.referencedVersions()).has(version)) return;
+      await this.store.archives.remove(version);
+    } catch (error) {
+      this.warn(`could not remove the archive file of ${version.slice(0, 12)} (it is removed at the next write): ${(error as Error).message}`);
     }
-    ops.push(this.auditOp('load', type, version, previous, options, route ? {} : { routed: false }));
-    await this.store.write(ops, { sync: true });
   }
 
   // --- route --------------------------------------------------------------------------------
@@ -366,7 +509,7 @@ export class Engine {
    * `store` (the pointer was not written and the catalog not changed). Idempotent.
    */
   async routeWorkflowVersion(workflowType: string, ref: string, options: DeployOptions = {}): Promise<RouteOutcome> {
-    return this.routeMutation('route', async () => this.routeLocked(workflowType, this.catalog.resolve(workflowType, ref), options));
+    return this.routeMutation('route', async () => this.routeLocked(workflowType, this.catalog.resolve(workflowType, ref), options), options.dryRun);
   }
 
   /**
@@ -406,15 +549,16 @@ export class Engine {
         });
       }
       return this.routeLocked(workflowType, entry, { ...options, message: options.message ?? 'rollback' });
-    });
+    }, options.dryRun);
   }
 
   /** Admission, deploy lock, then mutation lock, around a route change. */
-  private routeMutation(what: string, fn: () => Promise<RouteOutcome>): Promise<RouteOutcome> {
+  private routeMutation(what: string, fn: () => Promise<RouteOutcome>, dryRun?: boolean): Promise<RouteOutcome> {
     return admitted(this.gate, what, () =>
       this.deployLock.run(async () => {
         const release = await this.catalog.beginMutation();
         try {
+          if (!dryRun) await this.tidyArchives();
           return await fn();
         } finally {
           release();
@@ -468,6 +612,7 @@ export class Engine {
   }
 
   private async rampLocked(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions): Promise<RampOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     const routed = this.catalog.snapshot().routes.get(workflowType) ?? null;
     const previousRamp = this.catalog.ramp(workflowType) ?? null;
     let ramp: Ramp | null = null;
@@ -660,6 +805,7 @@ export class Engine {
   }
 
   private async pruneLocked(workflowType: string | undefined, keep: number, options: DeployOptions): Promise<PruneOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     if (workflowType !== undefined && this.catalog.versionsOf(workflowType).length === 0) throw notLoaded(workflowType, '', []);
     const snapshot = this.catalog.snapshot();
     const targets = await this.rollbackTargets(workflowType);
@@ -688,6 +834,7 @@ export class Engine {
       for (const entry of removed) this.catalog.restore(entry);
     };
     const unloaded: VersionEntry[] = [];
+    let committed = false;
     try {
       for (const entry of candidates) {
         removed.push(this.catalog.swapOut(entry.workflowType, entry.version));
@@ -704,24 +851,29 @@ export class Engine {
       }
       if (unloaded.length > 0) {
         const message = options.message ?? 'prune';
-        await this.store.write(
-          unloaded.flatMap((e) => [
-            del(K.packageMeta(e.workflowType, e.version)),
-            del(K.archive(e.workflowType, e.version)),
-            this.auditOp('unload', e.workflowType, e.version, snapshot.routes.get(e.workflowType) ?? null, { ...options, message }),
-          ]),
-          { sync: true },
-        );
+        await this.store.hold(async () => {
+          await this.store.write(
+            unloaded.flatMap((e) => [
+              del(K.packageMeta(e.workflowType, e.version)),
+              del(K.archive(e.workflowType, e.version)),
+              this.auditOp('unload', e.workflowType, e.version, snapshot.routes.get(e.workflowType) ?? null, { ...options, message }),
+            ]),
+            { sync: true },
+          );
+          committed = true;
+          for (const version of new Set(unloaded.map((e) => e.version))) await this.dropArchiveIfUnreferenced(version);
+        });
       }
       for (const entry of unloaded) this.unregisterModules(entry);
       return outcome;
     } catch (error) {
-      restoreAll();
+      if (!committed) restoreAll();
       throw error;
     }
   }
 
   private async unloadLocked(workflowType: string, ref: string, options: DeployOptions): Promise<UnloadOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     const entry = this.catalog.resolve(workflowType, ref);
     const version = entry.version;
     const short = version.slice(0, 12);
@@ -738,6 +890,7 @@ export class Engine {
       });
     }
     const removed = this.catalog.swapOut(workflowType, version);
+    let committed = false;
     try {
       faultPoint('unload.swapped-out');
       const { holders, total } = await this.pinHolders(workflowType, version);
@@ -747,15 +900,20 @@ export class Engine {
         this.catalog.restore(removed);
         return { workflow_type: workflowType, version, unloaded: false, dry_run: true };
       }
-      await this.store.write(
-        [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options)],
-        { sync: true },
-      );
+      await this.store.hold(async () => {
+        await this.store.write(
+          [del(K.packageMeta(workflowType, version)), del(K.archive(workflowType, version)), this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options)],
+          { sync: true },
+        );
+        committed = true;
+        faultPoint('unload.after-write');
+        // The file goes after the batch: a crash in between leaves an orphan, never a row without it.
+        await this.dropArchiveIfUnreferenced(version);
+      });
     } catch (error) {
-      this.catalog.restore(removed);
+      if (!committed) this.catalog.restore(removed);
       throw error;
     }
-    faultPoint('unload.after-write');
     this.unregisterModules(removed);
     faultPoint('unload.unregistered');
     return { workflow_type: workflowType, version, unloaded: true };
