@@ -2,8 +2,9 @@
 // repair. This is the slow path on purpose — it reads every row, archive, run record and
 // history — so nothing on the hot path depends on it.
 //
-// Checked: package rows parse and agree with their keys; every row has an archive that reads
-// and hashes to its version (and carries the row's manifest); no archive lacks a row; routes
+// Checked: package rows parse and agree with their keys; every row has an archive (its file
+// under archives/, or in a format-1 directory its LevelDB copy) that reads and hashes to its
+// version (and carries the row's manifest); no archive lacks a row; routes
 // point at loaded versions; run records and histories parse and agree (event count, first
 // event, terminal event); active markers match run status; the pin index is exactly what the
 // runs imply (a run pin per running run, a child pin per child a running parent recorded but
@@ -13,9 +14,11 @@
 // Repaired with --repair, in one atomic batch, and only where the right content follows from
 // what is intact: a route to a missing version is dropped; active markers, pins and timer
 // entries are rebuilt from run records and histories; a corrupt package row is rebuilt from
-// its archive when that archive verifies. Archives, histories and run records are never
+// its archive when that archive verifies; archive files no row names (and temp files of an
+// interrupted write) are removed. Histories, run records and archives a row names are never
 // deleted or rewritten.
 import { K } from '../store/keys.js';
+import { ARCHIVES_DIR } from '../store/archives.js';
 import { del, printableKey, putJSON, type Store } from '../store/store.js';
 import type { BatchOp } from '../store/kv.js';
 import type { WorkflowEvent } from '../runtime/history.js';
@@ -66,56 +69,87 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
     problems.push(p);
     if (fix) fixes.set(p, fix);
   };
-  const { readPackage, storedArchiveLimits } = await import('../package/index.js');
+  const { readPackage, scanPackage, storedSource, storedArchiveLimits } = await import('../package/index.js');
+  /** Orphan archive files to remove with --repair (they are not LevelDB keys). */
+  const orphanFiles = new Map<DoctorProblem, string>();
 
   // --- packages and archives ---------------------------------------------------------------
   const loaded = new Set<string>();
   const rowKeys = new Set<string>();
+  const files = store.archives?.list() ?? { versions: [], temps: [], others: [] };
+  const stored = new Set(files.versions);
   for await (const [k, bytes] of store.entries(K.packageMetaRange())) {
     rowKeys.add(k);
     const [, type, version] = split(k) as [string, string, string];
     const label = `${type} ${version.slice(0, 12)}`;
     const row = parse<PackageRow>(bytes);
     const rowIssue = row === undefined ? 'not valid JSON' : rowProblem(k, row);
-    const archive = await store.get(K.archive(type, version));
-    let pkg: ReturnType<typeof readPackage> | undefined;
+    // The archive: its file (format 2), else the LevelDB copy a format-1 directory holds.
+    let archiveKey = K.archive(type, version);
+    let pkg: { version: string; manifest: PackageRow['manifest']; manifestDigest: string; moduleNames: string[]; archiveBytes: number } | undefined;
     let archiveIssue: string | undefined;
-    if (!archive) archiveIssue = 'missing';
-    else {
-      try {
-        pkg = readPackage(archive, storedArchiveLimits(archive));
-        if (pkg.version !== version) archiveIssue = `hashes to ${pkg.version.slice(0, 12)}, not its version`;
-      } catch (error) {
-        archiveIssue = `does not verify: ${(error as Error).message}`;
+    try {
+      const opened = HASH.test(version) && stored.has(version) ? store.archives?.open(version) : undefined;
+      const file = opened && storedSource(opened);
+      if (file) {
+        archiveKey = `${ARCHIVES_DIR}\x00${version}.aion`;
+        try {
+          const scanned = scanPackage(file, storedArchiveLimits(file.size));
+          pkg = { version: scanned.version, manifest: scanned.manifest, manifestDigest: scanned.manifestDigest, moduleNames: [...scanned.modules.keys()], archiveBytes: scanned.archiveBytes };
+        } finally {
+          file.close();
+        }
+      } else {
+        const legacy = await store.get(K.archive(type, version));
+        if (!legacy) {
+          archiveIssue = 'missing';
+          if (HASH.test(version)) archiveKey = `${ARCHIVES_DIR}\x00${version}.aion`;
+        } else {
+          const read = readPackage(legacy, storedArchiveLimits(legacy.length));
+          pkg = { version: read.version, manifest: read.manifest, manifestDigest: read.manifestDigest, moduleNames: [...read.modules.keys()], archiveBytes: legacy.length };
+        }
       }
+      if (pkg && pkg.version !== version) archiveIssue = `hashes to ${pkg.version.slice(0, 12)}, not its version`;
+    } catch (error) {
+      pkg = undefined;
+      archiveIssue = `does not verify: ${(error as Error).message}`;
     }
     if (rowIssue !== undefined) {
       // The archive is the authority: a row that can be rebuilt from a verifying archive is.
-      const rebuild = pkg && !archiveIssue && HASH.test(version) && pkg.manifest.workflow_type === type ? [putJSON(k, rowFromPackage(pkg, archive!.length))] : undefined;
+      const rebuild = pkg && !archiveIssue && HASH.test(version) && pkg.manifest.workflow_type === type ? [putJSON(k, rowFromPackage(pkg))] : undefined;
       problem('corrupt_package_row', k, `package row of ${label} is unusable (${rowIssue}); the version is invisible until it is repaired${rebuild ? ' (rebuildable from its archive)' : ''}`, rebuild);
       if (rebuild) loaded.add(`${type}\x00${version}`);
       continue;
     }
     if (archiveIssue === 'missing') {
-      problem('missing_archive', K.archive(type, version), `the archive of ${label} is missing: its runs cannot be recovered; load the archive again`);
+      problem('missing_archive', archiveKey, `the archive of ${label} is missing: its runs cannot be recovered; load the archive again`);
       loaded.add(`${type}\x00${version}`);
       continue;
     }
     if (archiveIssue) {
-      problem('corrupt_archive', K.archive(type, version), `the archive of ${label} ${archiveIssue}; load the archive again`);
+      problem('corrupt_archive', archiveKey, `the archive of ${label} ${archiveIssue}; load the archive again`);
       loaded.add(`${type}\x00${version}`);
       continue;
     }
     if (pkg!.manifestDigest !== row!.manifest_digest) {
-      problem('corrupt_archive', K.archive(type, version), `the archive of ${label} carries another manifest than its row (digest ${pkg!.manifestDigest.slice(0, 12)}, row ${String(row!.manifest_digest).slice(0, 12)})`);
+      problem('corrupt_archive', archiveKey, `the archive of ${label} carries another manifest than its row (digest ${pkg!.manifestDigest.slice(0, 12)}, row ${String(row!.manifest_digest).slice(0, 12)})`);
     }
     loaded.add(`${type}\x00${version}`);
   }
   for await (const k of store.keys({ gt: 'arc\x00', lt: 'arc\x00\xff' })) {
     const [, type, version] = split(k) as [string, string, string];
     if (!rowKeys.has(K.packageMeta(type, version))) {
-      problem('orphan_archive', k, `an archive of ${type} ${version.slice(0, 12)} is stored without its package row (archives are never deleted by doctor; unload or load it again)`);
+      problem('orphan_archive', k, `an archive of ${type} ${version.slice(0, 12)} is stored without its package row (unload or load it again)`);
     }
+  }
+  // Archive files no row names: left by a load killed before its batch, or an unload killed
+  // after it. Harmless (nothing reads them); removed by --repair, and by any writable command.
+  const referenced = new Set([...rowKeys].map((k) => split(k)[2]!));
+  for (const name of store.archives?.orphans(referenced) ?? []) {
+    const what = name.endsWith('.aion') ? `an archive file of ${name.slice(0, 12)} that no package row names` : `a temp file of an archive write that never finished`;
+    const p: DoctorProblem = { kind: 'orphan_archive', key: `${ARCHIVES_DIR}/${name}`, message: `${what} (left by an interrupted load or unload; removed by --repair or the next writable command)`, repairable: true };
+    problems.push(p);
+    orphanFiles.set(p, name);
   }
 
   // --- routes --------------------------------------------------------------------------------
@@ -256,10 +290,16 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
     await store.write([...fixes.values()].flat(), { sync: true });
     repaired.push(...fixes.keys());
   }
+  if (options.repair) {
+    for (const [p, name] of orphanFiles) {
+      await store.archives?.removeFile(name);
+      repaired.push(p);
+    }
+  }
   return { ok: problems.length === repaired.length, problems, repaired };
 }
 
-function rowFromPackage(pkg: { manifest: PackageRow['manifest']; version: string; manifestDigest: string; modules: Map<string, Uint8Array> }, archiveBytes: number): PackageRow {
+function rowFromPackage(pkg: { manifest: PackageRow['manifest']; version: string; manifestDigest: string; moduleNames: string[]; archiveBytes: number }): PackageRow {
   return {
     workflow_type: pkg.manifest.workflow_type,
     version: pkg.version,
@@ -268,7 +308,7 @@ function rowFromPackage(pkg: { manifest: PackageRow['manifest']; version: string
     deployed_entry_module: `${pkg.manifest.entry_module}$${pkg.version}`,
     entry_function: pkg.manifest.entry_function,
     loaded_at: new Date().toISOString(),
-    module_names: [...pkg.modules.keys()],
-    archive_bytes: archiveBytes,
+    module_names: [...pkg.moduleNames],
+    archive_bytes: pkg.archiveBytes,
   };
 }

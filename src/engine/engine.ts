@@ -5,6 +5,7 @@
 // synchronous batch, and only then swaps the catalog snapshot — so a failure at any step
 // leaves both the state directory and the catalog exactly as before (on PostgreSQL a failed
 // commit reloads the catalog from the database, store/postgres.ts).
+import { readSync } from 'node:fs';
 import { currentActor } from '../actor.js';
 import { AionError } from '../errors.js';
 import { Mutex } from '../concurrency.js';
@@ -20,6 +21,9 @@ import type { Fleet } from './lease.js';
 import type { HolderInfo } from '../store/holder.js';
 import type { AionPackage, PackageLimits } from '../package/types.js';
 import { SchemaCache } from '../package/schema.js';
+import type { ScannedPackage } from '../package/read.js';
+import type { ZipSource } from '../package/zip.js';
+import type { ArchiveInput } from '../store/archives.js';
 import { ShutdownGate, admitted } from './gate.js';
 import { describeHolder, describeHolders, holdersHint } from './holders.js';
 import { loadRuntime, type ModuleRegistryLike, type RuntimeApi } from './runtime.js';
@@ -107,6 +111,37 @@ function progress(options: DeployOptions, step: LoadStep, detail?: LoadProgressD
 
 
 const HOLDERS_LIMIT = 100;
+/** How often (in archive bytes) a load reports progress through the hash step. */
+const PROGRESS_STEP_BYTES = 1 << 20;
+/** A load collects garbage once checking modules has grown the heap by this much (see runtime/heap.ts). */
+const COLLECT_GROWTH_BYTES = 8 << 20;
+
+/** The archive a load reads: where its bytes are, how to store it, and whether it changed. */
+interface LoadInput {
+  source: ZipSource;
+  /** What the archive file is written from (the open file's descriptor, or the bytes). */
+  stored: ArchiveInput;
+  close(): void;
+}
+
+/** The whole archive of a load, for a store that keeps archives as rows (PostgreSQL). */
+function storedBytes(input: LoadInput): Uint8Array {
+  const stored = input.stored;
+  if ('bytes' in stored) return stored.bytes;
+  const bytes = Buffer.allocUnsafe(stored.size);
+  for (let at = 0; at < stored.size; ) {
+    const n = readSync(stored.fd, bytes, at, stored.size - at, at);
+    if (n === 0) throw new AionError('usage', 'the archive file shrank while it was being loaded');
+    at += n;
+  }
+  stored.unchanged?.();
+  return bytes;
+}
+
+/** A scanned package's modules by name → byte size. */
+function moduleSizes(pkg: ScannedPackage): Map<string, number> {
+  return new Map([...pkg.modules].map(([name, entry]) => [name, entry.size]));
+}
 
 
 export class Engine {
@@ -169,7 +204,7 @@ export class Engine {
   static async open(options: EngineOptions): Promise<Engine> {
     let engine: Engine | undefined;
     const store = options.kv
-      ? await Store.over(options.kv)
+      ? await Store.over(options.kv, options.stateDir)
       : options.store
         ? await Store.openUrl(options.store, { create: options.create, onCatalogChange: async () => void (await engine?.reloadCatalog()) })
         : await Store.open(options.stateDir, {
@@ -197,11 +232,32 @@ export class Engine {
       }
       const { entries, routes, ramps, lost } = await restoreCatalog(store, (m) => engine.warn(m));
       engine.catalog.reset(entries, routes, ramps, lost);
+      if (options.create) await engine.tidyArchives();
     } catch (error) {
       await store.close().catch(() => {});
       throw error;
     }
     return engine;
+  }
+
+  private archivesTidied = false;
+
+  /**
+   * Removes archive files no package row names (a load killed between its file and its batch,
+   * an unload killed between its batch and the file's removal) and leftover temp files, once:
+   * when a command that creates the directory opens it, or at the first deploy mutation (with
+   * the deploy lock held, so never under a load between its file and its batch). Read commands
+   * never do it. A failure is a warning (doctor reports what is left).
+   */
+  private async tidyArchives(): Promise<void> {
+    const files = this.store.archives;
+    if (this.archivesTidied || !files) return;
+    this.archivesTidied = true;
+    try {
+      await this.store.hold(async () => files.removeOrphans(await this.store.referencedVersions()));
+    } catch (error) {
+      this.warn(`could not remove orphan archive files: ${(error as Error).message}`);
+    }
   }
 
   warn(message: string): void {
@@ -229,7 +285,7 @@ export class Engine {
         { ...rt.api.defaultLimits(), ...this.options.limits },
         {
           names: (version) => [...(rt.registry.modules(version)?.keys() ?? [])],
-          source: (version, name) => rt.registry.modules(version)?.get(name)?.source,
+          source: (version, name) => rt.registry.source(version, name),
         },
       );
       return this.codePool;
@@ -238,25 +294,47 @@ export class Engine {
   }
 
   /**
-   * Makes a loaded version's modules runnable in this process: reads its archive from the
-   * store, checks it still hashes to its version, and registers its modules (once per version).
-   * Fails `store` when the archive is missing or no longer verifies.
+   * Makes a loaded version's modules runnable in this process: checks its stored archive still
+   * hashes to its version (entry by entry, holding none of it) and registers its modules, whose
+   * sources are then read from that file when a code thread asks for one (once per version;
+   * the file stays open while the version is registered). A format-1 directory's archive, kept
+   * in LevelDB, is read whole as before. Fails `store` when the archive is missing or no longer
+   * verifies.
    */
   async materialize(entry: VersionEntry): Promise<{ api: RuntimeApi; registry: ModuleRegistryLike }> {
     const rt = await this.runtime();
     if (rt.registry.has(entry.version)) return rt;
-    const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
     const label = `${entry.workflowType} ${entry.version.slice(0, 12)}`;
+    const { readPackage, scanPackage, storedSource, storedArchiveLimits, ArchiveTexts } = await import('../package/index.js');
+    const unverified = (error: unknown) =>
+      new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
+    const stored = this.store.archives?.open(entry.version);
+    if (stored) {
+      const file = storedSource(stored);
+      let scanned: ScannedPackage;
+      try {
+        scanned = scanPackage(file, storedArchiveLimits(stored.size));
+      } catch (error) {
+        file.close();
+        throw unverified(error);
+      }
+      if (scanned.version !== entry.version) {
+        file.close();
+        throw new AionError('store', `the stored archive of ${label} hashes to ${scanned.version.slice(0, 12)}`, { hint: 'load the archive again' });
+      }
+      rt.registry.registerChecked(entry.version, moduleSizes(scanned), new ArchiveTexts(file, scanned.modules, true));
+      return rt;
+    }
+    const bytes = await this.store.get(K.archive(entry.workflowType, entry.version));
     if (!bytes) throw new AionError('store', `the archive of ${label} is missing from the state directory`, { hint: 'load the archive again' });
-    const { readPackage, storedArchiveLimits } = await import('../package/index.js');
     let pkg: AionPackage;
     try {
-      pkg = readPackage(bytes, storedArchiveLimits(bytes));
+      pkg = readPackage(bytes, storedArchiveLimits(bytes.length));
     } catch (error) {
-      throw new AionError('store', `the stored archive of ${label} no longer verifies: ${(error as Error).message}`, { hint: 'load the archive again', cause: error });
+      throw unverified(error);
     }
     if (pkg.version !== entry.version) throw new AionError('store', `the stored archive of ${label} hashes to ${pkg.version.slice(0, 12)}`);
-    rt.registry.register(entry.version, pkg.modules);
+    if (!rt.registry.has(entry.version)) rt.registry.register(entry.version, pkg.modules);
     return rt;
   }
 
@@ -264,52 +342,86 @@ export class Engine {
 
   /**
    * Validates a package, registers its modules, verifies the entry of every workflow type it
-   * exports, persists archive, metadata and route pointers in one synchronous batch, then
-   * routes new starts of each non-internal type to it: the archive is the unit, all of its
-   * types or none. Schemas are compiled (ajv imported) only for a package that has some.
+   * exports, stores its archive file, then persists rows, route pointers and deploy record in
+   * one synchronous batch, then routes new starts of each non-internal type to it: the archive
+   * is the unit, all of its types or none. The archive is read entry by entry and never held
+   * whole: each module is inflated, checked (UTF-8, hash, compiles) and dropped; the code
+   * threads read sources from the archive when they need them. Schemas are compiled (ajv
+   * loaded) only for a package that has some.
    *
-   * Failures: `invalid_package` (archive, limits, modules, schemas or any entry),
-   * `manifest_mismatch` (same version, different manifest: the resident version stays),
-   * `shutting_down`, `store` (nothing was persisted and nothing routed; retrying is
-   * idempotent). On every failure the catalog, the routes and the state directory are
-   * untouched. Lock order: deploy lock, mutation lock.
+   * Failures: `invalid_package` (archive, limits, modules, schemas or any entry), `manifest_mismatch` (same version,
+   * different manifest: the resident version stays), `usage` (no such file, not a regular file,
+   * the file changed while loading), `shutting_down`, `store` (nothing was persisted and
+   * nothing routed; retrying is idempotent). On every failure the catalog, the routes and the
+   * state directory are untouched. Lock order: deploy lock, mutation lock.
    */
   async loadPackage(source: LoadSource, options: DeployOptions = {}): Promise<LoadOutcome> {
     return admitted(this.gate, 'load', async () => {
-      const { pkg, bytes } = await this.readLoadSource(source, options);
+      const pkgApi = await import('../package/index.js');
       const { api, registry } = await this.runtime();
-      return this.deployTransaction(async () => {
-        const release = await this.catalog.beginMutation();
-        try {
-          return await this.loadLocked(pkg, bytes, api, registry, options);
-        } finally {
-          release();
-        }
-      });
+      progress(options, 'read');
+      // Bounded: a FIFO, a device or an oversized file is refused before it is read.
+      const input: LoadInput =
+        'bytes' in source
+          ? { source: pkgApi.bytesSource(source.bytes), stored: { bytes: source.bytes }, close: () => {} }
+          : (() => {
+              const file = pkgApi.openArchiveFile(source.path, options.limits ?? {});
+              return { source: file.source, stored: { fd: file.source.fd, size: file.source.size, unchanged: file.unchanged }, close: file.close };
+            })();
+      try {
+        const total = input.source.size;
+        progress(options, 'read', { bytes: total, total });
+        progress(options, 'validate', { bytes: total, total });
+        // Every module is compiled as it goes by (as load always has), its text then dropped;
+        // the first that does not compile is reported once the archive itself is valid.
+        let compileError: unknown;
+        let reported = 0;
+        api.heapMark();
+        const scanned = pkgApi.scanPackage(input.source, options.limits ?? {}, {
+          beforeHash: () => progress(options, 'hash', { bytes: 0, total }),
+          onModule: (name, bytes) => {
+            if (compileError !== undefined) return;
+            try {
+              api.checkModule(name, bytes);
+            } catch (error) {
+              compileError = error;
+            }
+            // Dead module text piles up in V8's old generation: collect it as we go (see heap.ts).
+            api.collectGarbage(COLLECT_GROWTH_BYTES);
+          },
+          onProgress: options.onProgress && ((done, all) => {
+            if (done - reported < PROGRESS_STEP_BYTES && done < all) return;
+            reported = done;
+            progress(options, 'hash', { bytes: done, total: all });
+          }),
+        });
+        if (compileError !== undefined) throw compileError;
+        if (pkgApi.hasSchemas(scanned.manifest)) await pkgApi.checkSchemas(scanned.manifest);
+        faultPoint('load.validated');
+        return await this.deployTransaction(async () => {
+          const release = await this.catalog.beginMutation();
+          try {
+            return await this.loadLocked(scanned, input, api, registry, options);
+          } finally {
+            release();
+          }
+        });
+      } finally {
+        // A startup package is never stored: its modules are read from this input for as long
+        // as the process runs.
+        if (!options.startup) input.close();
+      }
     });
   }
 
-  /** Reads (bounded by the limits) and validates an archive, its schemas included. Writes nothing. */
-  private async readLoadSource(source: LoadSource, options: DeployOptions): Promise<{ pkg: AionPackage; bytes: Uint8Array }> {
-    const { readPackage, readArchiveBytes, checkSchemas } = await import('../package/index.js');
-    const limits = options.limits ?? {};
-    progress(options, 'read');
-    // Bounded: a FIFO, a device or an oversized file is refused before it is read.
-    const bytes = 'bytes' in source ? source.bytes : await readArchiveBytes(source.path, limits, options.onProgress && ((n, total) => progress(options, 'read', { bytes: n, total })));
-    progress(options, 'validate', { bytes: bytes.length, total: bytes.length });
-    const pkg = readPackage(bytes, limits, { beforeHash: () => progress(options, 'hash') });
-    if (hasSchemas(pkg.manifest)) await checkSchemas(pkg.manifest);
-    faultPoint('load.validated');
-    return { pkg, bytes };
-  }
-
   private async loadLocked(
-    pkg: AionPackage,
-    bytes: Uint8Array,
+    pkg: ScannedPackage,
+    input: LoadInput,
     api: RuntimeApi,
     registry: ModuleRegistryLike,
     options: DeployOptions,
   ): Promise<LoadOutcome> {
+    if (!options.dryRun && !options.startup) await this.tidyArchives();
     const specs = workflowSpecs(pkg.manifest);
     const types = specs.map((s) => s.workflow_type);
     const type = types[0]!;
@@ -355,8 +467,8 @@ export class Engine {
       }
       progress(options, 'persist', { workflow_type: type, version });
       // Re-persist archive, rows and pointers: re-deploying is a routing intent, and a retry
-      // after a failed persistence must complete it.
-      await this.persistLoad(residents, bytes, previousByType, route, options);
+      // after a failed persistence must complete it (it also restores a lost archive file).
+      await this.persistLoad(residents, input, previousByType, route, options);
       progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
       faultPoint('load.after-write');
       this.commitLoad(residents, route);
@@ -368,7 +480,11 @@ export class Engine {
     progress(options, 'register', { workflow_type: type, version });
     const target = options.dryRun ? new api.ModuleRegistry() : registry;
     const alreadyRegistered = target.has(version);
-    const deployed = target.register(version, pkg.modules);
+    // Sources are read from the archive when a thread asks: from the input until the archive
+    // file is stored, then from that file.
+    const { ArchiveTexts, storedSource } = await import('../package/index.js');
+    const texts = new ArchiveTexts(input.source, pkg.modules, false);
+    const deployed = target.registerChecked(version, moduleSizes(pkg), texts);
     faultPoint('load.registered');
     const unregister = () => {
       if (alreadyRegistered) return;
@@ -401,7 +517,7 @@ export class Engine {
       entryFunction: spec.entry_function,
       loadedAt: residents.find((r) => r !== undefined)?.loadedAt ?? loadedAt,
       moduleNames: [...pkg.modules.keys()],
-      archiveBytes: bytes.length,
+      archiveBytes: pkg.archiveBytes,
       ...(options.startup ? { source: 'startup' as const } : {}),
     }));
     if (options.startup) {
@@ -412,10 +528,24 @@ export class Engine {
     }
     progress(options, 'persist', { workflow_type: type, version });
     try {
-      await this.persistLoad(entries, bytes, previousByType, route, options);
+      await this.persistLoad(entries, input, previousByType, route, options);
     } catch (error) {
       unregister();
       throw error;
+    }
+    // The input is closed when the load returns: read sources from the stored file instead. Should
+    // that fail, the modules go (the load stands): the next run materializes them from the file.
+    if (!alreadyRegistered && !this.store.archives) {
+      unregister(); // archives as rows (PostgreSQL): read back whole when a run needs them
+    } else if (!alreadyRegistered) {
+      try {
+        const stored = this.store.archives!.open(version);
+        if (!stored) throw new Error('the file is not there');
+        texts.rebind(storedSource(stored));
+      } catch (error) {
+        unregister();
+        this.warn(`loaded ${type} ${version.slice(0, 12)}, but could not open its stored archive yet: ${(error as Error).message}`);
+      }
     }
     progress(options, 'route', { workflow_type: type, version, ...(route ? {} : { skipped: 'not routed (--no-route)' }) });
     faultPoint('load.after-write');
@@ -463,29 +593,60 @@ export class Engine {
   }
 
   /**
-   * Writes archive, a row per type, ONE deploy record and — when the load routes — the route
-   * pointer of each non-internal type (clearing its ramp) in one synchronous batch. Each
-   * type's row keeps its own copy of the archive (the state directory's layout: one per row).
+   * Stores the archive (a file beside the database, written and synced first; on a store
+   * without one, PostgreSQL, a row in the same transaction), then writes a row per type, ONE
+   * deploy record and — when the load routes — the route pointer of each non-internal type
+   * (clearing its ramp) in one synchronous batch; all with the store held, so no other process
+   * sees the file before its rows. If the batch fails, a file no other row names is removed.
    */
-  private async persistLoad(entries: readonly VersionEntry[], bytes: Uint8Array, previousByType: Record<string, string | null>, route: boolean, options: DeployOptions): Promise<void> {
+  private async persistLoad(entries: readonly VersionEntry[], input: LoadInput, previousByType: Record<string, string | null>, route: boolean, options: DeployOptions): Promise<void> {
     const primary = entries[0]!;
     const version = primary.version;
-    // A load the disk cannot take (twice: LevelDB's log, then its table) fails store here,
-    // before anything is written, rather than commit and wedge every later open.
-    await this.store.checkRoom(bytes.length * entries.length);
-    faultPoint('load.before-write');
-    const ops: StoreOp[] = [];
-    for (const entry of entries) {
-      const type = entry.workflowType;
-      ops.push(putJSON(K.packageMeta(type, version), rowOf(entry)), putBytes(K.archive(type, version), bytes));
-      if (route && !isInternal(entry)) {
-        // Routing a load sends every new start to it: the ramp goes with the old route.
-        ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+    const files = this.store.archives;
+    await this.store.hold(async () => {
+      // A load the disk cannot take fails store here, before anything is written.
+      await this.store.checkRoom(input.source.size);
+      faultPoint('load.before-write');
+      // What is stored is what was validated: a file that changed since it was opened is not stored.
+      let bytes: Uint8Array | undefined;
+      if (files) await files.write(version, input.stored);
+      else bytes = storedBytes(input);
+      faultPoint('load.archive-written');
+      const ops: StoreOp[] = [...this.store.formatOps()];
+      for (const entry of entries) {
+        const type = entry.workflowType;
+        ops.push(putJSON(K.packageMeta(type, version), rowOf(entry)));
+        // As a file, the archive is stored once per version (a type's row of the older layout
+        // had its own copy in LevelDB, dropped here); as rows, once per type, as it is read back.
+        ops.push(bytes !== undefined ? putBytes(K.archive(type, version), bytes) : del(K.archive(type, version)));
+        if (route && !isInternal(entry)) {
+          // Routing a load sends every new start to it: the ramp goes with the old route.
+          ops.push(putBytes(K.route(type), new TextEncoder().encode(version)), del(K.ramp(type)));
+        }
       }
+      const several = entries.length > 1 ? { workflow_types: entries.map((e) => e.workflowType), previous_by_type: previousByType } : {};
+      ops.push(this.auditOp('load', primary.workflowType, version, previousByType[primary.workflowType] ?? null, options, { ...(route ? {} : { routed: false }), ...several }));
+      try {
+        await this.store.write(ops, { sync: true });
+      } catch (error) {
+        if (files) await this.dropArchiveIfUnreferenced(version);
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Removes the archive file of `version` when no package row names it (after an unload's batch,
+   * or a load's failed one). Never throws: a file left behind is an orphan, removed at the next
+   * writable open (and reported by doctor). Called with the directory held.
+   */
+  private async dropArchiveIfUnreferenced(version: string): Promise<void> {
+    try {
+      if ((await this.store.referencedVersions()).has(version)) return;
+      await this.store.archives?.remove(version);
+    } catch (error) {
+      this.warn(`could not remove the archive file of ${version.slice(0, 12)} (it is removed at the next write): ${(error as Error).message}`);
     }
-    const several = entries.length > 1 ? { workflow_types: entries.map((e) => e.workflowType), previous_by_type: previousByType } : {};
-    ops.push(this.auditOp('load', primary.workflowType, version, previousByType[primary.workflowType] ?? null, options, { ...(route ? {} : { routed: false }), ...several }));
-    await this.store.write(ops, { sync: true });
   }
 
 
@@ -497,7 +658,7 @@ export class Engine {
    * `store` (the pointer was not written and the catalog not changed). Idempotent.
    */
   async routeWorkflowVersion(workflowType: string, ref: string, options: DeployOptions = {}): Promise<RouteOutcome> {
-    return this.routeMutation('route', async () => this.routeLocked(workflowType, this.catalog.resolve(workflowType, ref), options));
+    return this.routeMutation('route', async () => this.routeLocked(workflowType, this.catalog.resolve(workflowType, ref), options), options.dryRun);
   }
 
   /**
@@ -537,15 +698,16 @@ export class Engine {
         });
       }
       return this.routeLocked(workflowType, entry, { ...options, message: options.message ?? 'rollback' });
-    });
+    }, options.dryRun);
   }
 
   /** Admission, deploy lock, then mutation lock, around a route change. */
-  private routeMutation(what: string, fn: () => Promise<RouteOutcome>): Promise<RouteOutcome> {
+  private routeMutation(what: string, fn: () => Promise<RouteOutcome>, dryRun?: boolean): Promise<RouteOutcome> {
     return admitted(this.gate, what, () =>
       this.deployTransaction(async () => {
         const release = await this.catalog.beginMutation();
         try {
+          if (!dryRun) await this.tidyArchives();
           return await fn();
         } finally {
           release();
@@ -601,6 +763,7 @@ export class Engine {
   }
 
   private async rampLocked(workflowType: string, ref: string | null, percent: number | null, options: DeployOptions): Promise<RampOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     const routed = this.catalog.snapshot().routes.get(workflowType) ?? null;
     const previousRamp = this.catalog.ramp(workflowType) ?? null;
     let ramp: Ramp | null = null;
@@ -802,6 +965,7 @@ export class Engine {
   }
 
   private async pruneLocked(workflowType: string | undefined, keep: number, options: DeployOptions): Promise<PruneOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     if (workflowType !== undefined && this.catalog.versionsOf(workflowType).length === 0) throw notLoaded(workflowType, '', []);
     const snapshot = this.catalog.snapshot();
     const targets = await this.rollbackTargets(workflowType);
@@ -832,6 +996,7 @@ export class Engine {
       for (const entry of removed) this.catalog.restore(entry);
     };
     const unloaded: VersionEntry[] = [];
+    let committed = false;
     try {
       for (const group of groups) {
         let total = 0;
@@ -853,19 +1018,23 @@ export class Engine {
       }
       if (unloaded.length > 0) {
         const message = options.message ?? 'prune';
-        await this.store.write(
-          unloaded.flatMap((e) => [
-            del(K.packageMeta(e.workflowType, e.version)),
-            del(K.archive(e.workflowType, e.version)),
-            this.auditOp('unload', e.workflowType, e.version, snapshot.routes.get(e.workflowType) ?? null, { ...options, message }),
-          ]),
-          { sync: true },
-        );
+        await this.store.hold(async () => {
+          await this.store.write(
+            unloaded.flatMap((e) => [
+              del(K.packageMeta(e.workflowType, e.version)),
+              del(K.archive(e.workflowType, e.version)),
+              this.auditOp('unload', e.workflowType, e.version, snapshot.routes.get(e.workflowType) ?? null, { ...options, message }),
+            ]),
+            { sync: true },
+          );
+          committed = true;
+          for (const version of new Set(unloaded.map((e) => e.version))) await this.dropArchiveIfUnreferenced(version);
+        });
       }
       for (const entry of unloaded) this.unregisterModules(entry);
       return outcome;
     } catch (error) {
-      restoreAll();
+      if (!committed) restoreAll();
       throw error;
     }
   }
@@ -909,6 +1078,7 @@ export class Engine {
   }
 
   private async unloadLocked(workflowType: string, ref: string, options: DeployOptions): Promise<UnloadOutcome> {
+    if (!options.dryRun) await this.tidyArchives();
     const given = this.catalog.resolve(workflowType, ref);
     const version = given.version;
     const short = version.slice(0, 12);
@@ -935,6 +1105,7 @@ export class Engine {
       }
     }
     const removed: VersionEntry[] = [];
+    let committed = false;
     const restoreAll = () => {
       for (const entry of removed) this.catalog.restore(entry);
     };
@@ -956,12 +1127,17 @@ export class Engine {
       }
       const ops: StoreOp[] = entries.flatMap((e) => [del(K.packageMeta(e.workflowType, version)), del(K.archive(e.workflowType, version))]);
       ops.push(this.auditOp('unload', workflowType, version, this.catalog.snapshot().routes.get(workflowType) ?? null, options, several ? { workflow_types: entries.map((e) => e.workflowType) } : {}));
-      await this.store.write(ops, { sync: true });
+      await this.store.hold(async () => {
+        await this.store.write(ops, { sync: true });
+        committed = true;
+        faultPoint('unload.after-write');
+        // The file goes after the batch: a crash in between leaves an orphan, never a row without it.
+        await this.dropArchiveIfUnreferenced(version);
+      });
     } catch (error) {
-      restoreAll();
+      if (!committed) restoreAll();
       throw error;
     }
-    faultPoint('unload.after-write');
     this.unregisterModules(removed[0]!);
     faultPoint('unload.unregistered');
     return { workflow_type: workflowType, version, unloaded: true };

@@ -30,17 +30,33 @@ function u64be(value: number): Uint8Array {
  * map's insertion order does not matter. Returns 64 lowercase hex characters.
  */
 export function contentHash(modules: ReadonlyMap<string, Uint8Array>): string {
-  const names = [...modules.keys()].map((name) => ({ name, utf8: encoder.encode(name) }));
-  names.sort((a, b) => Buffer.compare(a.utf8, b.utf8));
-  const hasher = createHash('sha256');
-  for (const { name, utf8 } of names) {
-    const bytes = modules.get(name)!;
-    hasher.update(u64be(utf8.length));
-    hasher.update(utf8);
-    hasher.update(u64be(bytes.length));
-    hasher.update(bytes);
+  const hasher = new ContentHasher();
+  for (const name of [...modules.keys()].sort(compareUtf8)) hasher.add(name, modules.get(name)!);
+  return hasher.digest();
+}
+
+/**
+ * The content hash computed one module at a time (a reader inflating an archive entry by
+ * entry need not hold them all): `add` each module in ascending UTF-8 byte order of name (an
+ * out-of-order or repeated name throws), then `digest`. Same result as `contentHash`.
+ */
+export class ContentHasher {
+  private readonly hasher = createHash('sha256');
+  private last: Uint8Array | undefined;
+
+  add(name: string, bytes: Uint8Array): void {
+    const utf8 = encoder.encode(name);
+    if (this.last !== undefined && Buffer.compare(this.last, utf8) >= 0) throw new Error(`internal: module ${JSON.stringify(name)} hashed out of order`);
+    this.last = utf8;
+    this.hasher.update(u64be(utf8.length));
+    this.hasher.update(utf8);
+    this.hasher.update(u64be(bytes.length));
+    this.hasher.update(bytes);
   }
-  return hasher.digest('hex');
+
+  digest(): string {
+    return this.hasher.digest('hex');
+  }
 }
 
 /** SHA-256 hex of the manifest's canonical JSON (keys sorted recursively, no whitespace). */

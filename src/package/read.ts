@@ -8,11 +8,11 @@
 // Directory entries (`name/`, no data) are ignored.
 import { isUtf8 } from 'node:buffer';
 import { AionError } from '../errors.js';
-import { contentHash, compareUtf8, manifestDigest } from './hash.js';
+import { ContentHasher, compareUtf8, manifestDigest } from './hash.js';
 import { parseManifest } from './manifest.js';
 import { archivePathProblem, moduleEntryPath, moduleNameFromRelativePath } from './names.js';
-import { DEFAULT_LIMITS, type AionPackage, type PackageLimits } from './types.js';
-import { extractEntry, listZip, type ZipEntry } from './zip.js';
+import { DEFAULT_LIMITS, type AionPackage, type Manifest, type PackageLimits } from './types.js';
+import { copyOf, extractEntry, inflateEntry, listZip, type ZipEntry, type ZipSource } from './zip.js';
 
 export const MANIFEST_ENTRY = 'manifest.json';
 const MODULES_PREFIX = 'modules/';
@@ -36,30 +36,60 @@ export function resolveLimits(limits: Partial<PackageLimits> = {}): PackageLimit
  * and inflated size are not held against it again; every other check (entry sizes, ratio,
  * names, hash) still applies.
  */
-export function storedArchiveLimits(bytes: Uint8Array): Partial<PackageLimits> {
+export function storedArchiveLimits(archiveBytes: number): Partial<PackageLimits> {
   return {
-    maxArchiveBytes: Math.max(DEFAULT_LIMITS.maxArchiveBytes, bytes.length),
+    maxArchiveBytes: Math.max(DEFAULT_LIMITS.maxArchiveBytes, archiveBytes),
     maxInflatedBytes: Number.MAX_SAFE_INTEGER,
     maxEntries: 0xffff,
   };
 }
 
-/** Optional notifications from `readPackage` (progress views). */
+/** Optional notifications from `readPackage` and `scanPackage`. */
 export interface ReadHooks {
   /** Called once the archive's structure and manifest are valid, before the content hash. */
   beforeHash?: () => void;
 }
 
+export interface ScanHooks extends ReadHooks {
+  /**
+   * Each module, once inflated and checked (CRC-32, declared size, UTF-8), in ascending UTF-8
+   * byte order of name. `bytes` is valid only during the call (the scan reuses its buffer):
+   * copy what must be kept. May throw to stop the scan.
+   */
+  onModule?: (name: string, bytes: Uint8Array) => void;
+  /** Each file under src/ (path relative to src/), once inflated and checked; valid during the call only. */
+  onSource?: (path: string, bytes: Uint8Array) => void;
+  /** Archive bytes inflated so far, of the total compressed size of the entries. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** A validated archive, described but not held: where each of its entries lies. */
+export interface ScannedPackage {
+  manifest: Manifest;
+  /** Content hash (== manifest.version). */
+  version: string;
+  manifestDigest: string;
+  /** Module entries by logical name, in ascending byte order of name. */
+  modules: Map<string, ZipEntry>;
+  /** Files under src/ by path relative to src/, in ascending byte order of path. */
+  sources: Map<string, ZipEntry>;
+  /** Size of the archive. */
+  archiveBytes: number;
+}
+
 /**
- * Validates an archive completely and returns it in memory: zip structure and limits (before
- * inflating anything), entry names (no traversal, absolute paths, backslashes, duplicates,
- * case-only duplicates or unexpected entries), module names, manifest, UTF-8 module text,
- * the manifest's module list against the archive, the entry module, and the declared version
- * against the computed content hash.
+ * Validates an archive completely, entry by entry, without holding it: zip structure and
+ * limits (before inflating anything), entry names (no traversal, absolute paths, backslashes,
+ * duplicates, case-only duplicates or unexpected entries), module names, manifest, the
+ * manifest's module list against the archive's entries, the entry module; then each module is
+ * inflated alone (bounded by its declared size), checked to be UTF-8 and of the manifest's
+ * size, added to the content hash and handed to `onModule`, then each src/ file; last, the
+ * declared version is checked against the computed content hash. Memory: the central directory's entries plus one entry at a time.
  */
-export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = {}, hooks: ReadHooks = {}): AionPackage {
+export function scanPackage(source: Uint8Array | ZipSource, limits: Partial<PackageLimits> = {}, hooks: ScanHooks = {}): ScannedPackage {
   const resolved = resolveLimits(limits);
-  const entries = listZip(bytes, resolved);
+  const entries = listZip(source, resolved);
+  const size = source instanceof Uint8Array ? source.length : source.size;
 
   // Classify every entry by name before inflating anything.
   let manifestEntry: ZipEntry | undefined;
@@ -102,47 +132,109 @@ export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = 
     throw invalid(`${MANIFEST_ENTRY}: declared size ${manifestEntry.size} bytes exceeds the manifest limit of ${resolved.maxManifestBytes} bytes`);
   }
 
-  const manifest = parseManifest(extractEntry(bytes, manifestEntry), resolved.maxManifestBytes);
+  const manifest = parseManifest(extractEntry(source, manifestEntry), resolved.maxManifestBytes);
 
-  const modules = new Map<string, Uint8Array>();
-  for (const name of [...moduleEntries.keys()].sort(compareUtf8)) {
-    const entry = moduleEntries.get(name)!;
-    const data = extractEntry(bytes, entry);
-    // Validated in place: decoding 2,000 modules only to check them would double the memory.
-    if (!isUtf8(data)) throw invalid(`entry ${JSON.stringify(entry.name)}: module text is not valid UTF-8`);
-    modules.set(name, data);
-  }
-  const sources = new Map<string, Uint8Array>();
-  for (const path of [...sourceEntries.keys()].sort(compareUtf8)) {
-    sources.set(path, extractEntry(bytes, sourceEntries.get(path)!));
-  }
-
-  if (!modules.has(manifest.entry_module)) {
+  // The manifest's module list against the archive's entries (each module's size is checked
+  // once it is inflated: an entry whose header lies about it is refused as such first).
+  if (!moduleEntries.has(manifest.entry_module)) {
     throw invalid(`entry module ${JSON.stringify(manifest.entry_module)} (${moduleEntryPath(manifest.entry_module)}) is missing from the archive`);
   }
   // Every additional type's entry module too: a manifest whose extra entries lie is refused.
   (manifest.additional_workflows ?? []).forEach((w, i) => {
-    if (!modules.has(w.entry_module)) {
+    if (!moduleEntries.has(w.entry_module)) {
       throw invalid(`manifest.json additional_workflows[${i}] (${JSON.stringify(w.workflow_type)}): entry module ${JSON.stringify(w.entry_module)} (${moduleEntryPath(w.entry_module)}) is missing from the archive`);
     }
   });
-  const listed = new Set<string>();
-  for (const { name, bytes: size } of manifest.modules) {
-    listed.add(name);
-    const data = modules.get(name);
-    if (data === undefined) throw invalid(`manifest.json lists module ${JSON.stringify(name)}, but the archive has no entry '${moduleEntryPath(name)}'`);
-    if (data.length !== size) {
-      throw invalid(`module ${JSON.stringify(name)}: manifest.json says ${size} bytes, entry '${moduleEntryPath(name)}' has ${data.length}`);
-    }
+  const listed = new Map<string, number>();
+  for (const { name, bytes: declared } of manifest.modules) {
+    listed.set(name, declared);
+    if (!moduleEntries.has(name)) throw invalid(`manifest.json lists module ${JSON.stringify(name)}, but the archive has no entry '${moduleEntryPath(name)}'`);
   }
-  for (const name of modules.keys()) {
+  for (const name of moduleEntries.keys()) {
     if (!listed.has(name)) throw invalid(`entry '${moduleEntryPath(name)}' (module ${JSON.stringify(name)}) is not listed in manifest.json modules`);
   }
 
   hooks.beforeHash?.();
-  const version = contentHash(modules);
+  const modules = new Map<string, ZipEntry>();
+  const sources = new Map<string, ZipEntry>();
+  let total = 0;
+  for (const e of moduleEntries.values()) total += e.compressedSize;
+  for (const e of sourceEntries.values()) total += e.compressedSize;
+  let done = 0;
+  const hasher = new ContentHasher();
+  for (const name of [...moduleEntries.keys()].sort(compareUtf8)) {
+    const entry = moduleEntries.get(name)!;
+    const data = inflateEntry(source, entry);
+    // Validated in place: decoding 2,000 modules only to check them would double the memory.
+    if (!isUtf8(data)) throw invalid(`entry ${JSON.stringify(entry.name)}: module text is not valid UTF-8`);
+    if (data.length !== listed.get(name)) {
+      throw invalid(`module ${JSON.stringify(name)}: manifest.json says ${listed.get(name)} bytes, entry '${moduleEntryPath(name)}' has ${data.length}`);
+    }
+    hasher.add(name, data);
+    hooks.onModule?.(name, data);
+    modules.set(name, entry);
+    done += entry.compressedSize;
+    hooks.onProgress?.(done, total);
+  }
+  for (const path of [...sourceEntries.keys()].sort(compareUtf8)) {
+    const entry = sourceEntries.get(path)!;
+    const data = inflateEntry(source, entry);
+    hooks.onSource?.(path, data);
+    sources.set(path, entry);
+    done += entry.compressedSize;
+    hooks.onProgress?.(done, total);
+  }
+
+  const version = hasher.digest();
   if (version !== manifest.version) {
     throw invalid(`manifest.json version ${manifest.version} does not match the content hash of the modules (${version})`);
   }
-  return { manifest, version, manifestDigest: manifestDigest(manifest), modules, sources, archiveBytes: bytes.length };
+  return { manifest, version, manifestDigest: manifestDigest(manifest), modules, sources, archiveBytes: size };
+}
+
+/**
+ * Validates an archive completely (see scanPackage) and returns it in memory, every module
+ * and src/ file inflated.
+ */
+export function readPackage(bytes: Uint8Array, limits: Partial<PackageLimits> = {}, hooks: ReadHooks = {}): AionPackage {
+  const modules = new Map<string, Uint8Array>();
+  const sources = new Map<string, Uint8Array>();
+  const scanned = scanPackage(bytes, limits, {
+    beforeHash: hooks.beforeHash,
+    onModule: (name, data) => void modules.set(name, copyOf(data)),
+    onSource: (path, data) => void sources.set(path, copyOf(data)),
+  });
+  return { manifest: scanned.manifest, version: scanned.version, manifestDigest: scanned.manifestDigest, modules, sources, archiveBytes: bytes.length };
+}
+
+/**
+ * The module texts of a scanned archive, each inflated from it (and its CRC-32 checked) when
+ * asked: what a module registry reads a version's sources through. `rebind` moves it to a copy
+ * of the same bytes (the stored archive file, once a load has written it).
+ */
+export class ArchiveTexts {
+  constructor(
+    private source: ZipSource & { close?(): void },
+    private readonly entries: ReadonlyMap<string, ZipEntry>,
+    /** Whether `close` closes the source. */
+    private owned: boolean,
+  ) {}
+
+  read(name: string): Uint8Array {
+    const entry = this.entries.get(name);
+    if (entry === undefined) throw invalid(`the archive has no module ${JSON.stringify(name)}`);
+    return extractEntry(this.source, entry);
+  }
+
+  /** Reads from `source` (the same archive bytes) from now on, and owns it. */
+  rebind(source: ZipSource & { close?(): void }): void {
+    if (this.owned) this.source.close?.();
+    this.source = source;
+    this.owned = true;
+  }
+
+  close(): void {
+    if (this.owned) this.source.close?.();
+    this.owned = false;
+  }
 }

@@ -4,7 +4,7 @@
 // load's own limits (time and memory). The same code gives the same refusal as `load`.
 import { ModuleRegistry } from './registry.js';
 import { CodePool, defaultLimits, type PoolLimits } from './pool.js';
-import { verifyFailure, versionSources } from './sandbox.js';
+import { verifyFailure, versionTexts } from './sandbox.js';
 
 export interface CheckedManifest {
   entry_module: string;
@@ -27,7 +27,7 @@ export async function checkPackageCode(
   registry.register(version, modules);
   const pool = new CodePool(
     { ...defaultLimits(), ...limits },
-    { names: (v) => [...(registry.modules(v)?.keys() ?? [])], source: (v, name) => registry.modules(v)?.get(name)?.source },
+    { names: (v) => [...(registry.modules(v)?.keys() ?? [])], source: (v, name) => registry.source(v, name) },
   );
   try {
     // Every workflow type's entry (a package with several types lists them all).
@@ -43,6 +43,6 @@ export async function checkPackageCode(
  * a version the registry does not hold.
  */
 export async function verifyVersion(pool: CodePool, registry: ModuleRegistry, version: string, manifest: CheckedManifest): Promise<void> {
-  const problem = await pool.verify(version, versionSources(registry, version), manifest.entry_module, manifest.entry_function, manifest.activities);
+  const problem = await pool.verify(version, versionTexts(registry, version), manifest.entry_module, manifest.entry_function, manifest.activities);
   if (problem !== '') throw verifyFailure(manifest.entry_module, manifest.entry_function, problem);
 }

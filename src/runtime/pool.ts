@@ -200,6 +200,12 @@ export interface SourcesOf {
   source(version: string, name: string): string | undefined;
 }
 
+/** One version's module names, and each one's source when a thread asks for it (undefined: unknown). */
+export interface VersionTexts {
+  names: string[];
+  source(name: string): string | undefined;
+}
+
 /**
  * One workflow thread and the runs resident in it, with its own queue: requests to one lane
  * run one at a time (a thread runs one step at a time anyway), lanes run side by side.
@@ -408,9 +414,12 @@ export class CodePool {
   }
 
   /** Module sources by version: scratch versions of verifications first, then the registry. */
-  private readonly sourceOf = (version: string, name: string): string | undefined =>
-    this.scratch.get(version)?.get(name) ?? this.sources.source(version, name);
-  private readonly scratch = new Map<string, Map<string, string>>();
+  private readonly sourceOf = (version: string, name: string): string | undefined => {
+    const scratch = this.scratch.get(version);
+    return scratch ? scratch.source(name) : this.sources.source(version, name);
+  };
+  /** Versions being verified, by scratch name: their sources are read only when a thread asks. */
+  private readonly scratch = new Map<string, VersionTexts>();
 
   /** Tells a thread a version's module names; it asks for each source on first require. */
   private async withVersion(thread: Thread, version: string): Promise<void> {
@@ -481,15 +490,15 @@ export class CodePool {
    * problem. A verification that hangs or exhausts the heap is a problem too, and costs only
    * the thread (it is respawned for the next request).
    */
-  verify(version: string, sources: [string, string][], entry: string, entryFunction: string, activities: readonly string[]): Promise<string> {
+  verify(version: string, sources: VersionTexts, entry: string, entryFunction: string, activities: readonly string[]): Promise<string> {
     const lane = this.laneFor(undefined);
     return lane.serial(async () => {
       if (this.closed) throw new Error('the code pool is closed');
       // A scratch name, so a dry run or a refused package leaves nothing behind.
       const scratch = `verify:${version}:${Date.now()}`;
       const thread = lane.live();
-      this.scratch.set(scratch, new Map(sources));
-      thread.post({ t: 'version', version: scratch, names: sources.map(([name]) => name) });
+      this.scratch.set(scratch, sources);
+      thread.post({ t: 'version', version: scratch, names: sources.names });
       let reply: Reply;
       try {
         reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }));

@@ -1,10 +1,13 @@
-// The module registry: every loaded package version's modules, compiled once per version.
+// The module registry: every loaded package version's modules, checked once per version.
 //
-// A module's source is compiled into a `vm.Script` exactly once, when its version is
-// registered (the wrapper's body is pre-parsed then, and compiled by V8 on first use); every sandbox (one per replay, one per activity call) runs that same Script to
-// instantiate the module's wrapper function in its own context. Compiling never happens per run.
-// Deployed names are `<logical name>$<version>`. Host modules are provided by the engine itself,
-// belong to no version and can never be unregistered.
+// A module is checked when its version is registered (or, for a version read from an archive
+// entry by entry, as the archive is scanned: `checkModule`): a valid logical name, UTF-8 text,
+// a syntax the wrapper compiles (V8 pre-parses it; every syntax error is found then) and no
+// `import()` or `import.meta`. Its text is not kept as compiled code here: the code threads
+// compile it on first require, asking for the source then (`source`), which a version
+// registered from an archive reads from that archive when asked. Deployed names are
+// `<logical name>$<version>`. Host modules are provided by the engine itself, belong to no
+// version and can never be unregistered.
 
 import { createRequire } from 'node:module';
 import vm from 'node:vm';
@@ -19,11 +22,15 @@ export interface CompiledModule {
   readonly name: string;
   readonly deployedName: string;
   readonly version: string;
-  /** Evaluates to `function (exports, require, module) { <source> }` in any context. */
-  readonly script: vm.Script;
-  /** The module's source text (what code hosts in worker threads compile). */
-  readonly source: string;
   readonly bytes: number;
+}
+
+/** Where a registered version's module texts come from when they are wanted (an archive). */
+export interface ModuleTexts {
+  /** A module's UTF-8 text, checked as it was at registration; throws when it cannot be read. */
+  read(name: string): Uint8Array;
+  /** Lets go of what it holds open; called once the version's last module is unregistered. */
+  close?(): void;
 }
 
 export function deployedName(name: string, version: string): string {
@@ -35,35 +42,82 @@ const byteOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a
 export class ModuleRegistry {
   private readonly versions = new Map<string, Map<string, CompiledModule>>();
   private readonly deployed = new Map<string, CompiledModule>();
+  /** Each version's texts: kept in memory (`register`) or read on demand (`registerChecked`). */
+  private readonly texts = new Map<string, Map<string, string> | ModuleTexts>();
   private compiled = 0;
 
   /**
-   * Registers a version's modules (logical name → UTF-8 source) and compiles each of them.
-   * Returns the deployed names, ascending by logical name. Idempotent: modules already
-   * registered for the version are kept as they are (same version = same content), missing
-   * ones are added. All-or-nothing: throws AionError('invalid_package') naming the module on
-   * an invalid name, invalid UTF-8 or a syntax error, and then registers nothing.
+   * Registers a version's modules (logical name → UTF-8 source), checking each of them
+   * (checkModule) and keeping their sources. Returns the deployed names, ascending by logical
+   * name. Idempotent: modules already registered for the version are kept as they are (same
+   * version = same content), missing ones are added. All-or-nothing: throws
+   * AionError('invalid_package') naming the module on an invalid name, invalid UTF-8 or a
+   * syntax error, and then registers nothing.
    */
   register(version: string, modules: ReadonlyMap<string, Uint8Array>): string[] {
-    if (version.length === 0 || version.includes('$')) {
-      throw new AionError('invalid_package', `invalid package version '${version}'`);
-    }
+    checkVersion(version);
     const existing = this.versions.get(version);
-    const fresh: CompiledModule[] = [];
+    const fresh: { module: CompiledModule; source: string }[] = [];
     for (const [name, bytes] of modules) {
       if (existing?.has(name)) continue;
-      fresh.push(compileModule(name, version, bytes));
+      fresh.push({ module: { name, deployedName: deployedName(name, version), version, bytes: bytes.byteLength }, source: checkModule(name, bytes, version) });
     }
     this.compiled += fresh.length;
     if (fresh.length > 0) {
       const table = existing ?? new Map<string, CompiledModule>();
-      for (const module of fresh) {
+      let texts = this.texts.get(version);
+      if (!(texts instanceof Map)) {
+        // A version read from an archive gains in-memory modules: keep reading the others from it.
+        const from = texts;
+        const inMemory = new Map<string, string>();
+        if (from) for (const name of table.keys()) inMemory.set(name, decoder.decode(from.read(name)));
+        from?.close?.();
+        texts = inMemory;
+        this.texts.set(version, texts);
+      }
+      for (const { module, source } of fresh) {
         table.set(module.name, module);
         this.deployed.set(module.deployedName, module);
+        texts.set(module.name, source);
       }
       this.versions.set(version, table);
     }
     return this.deployedNames(version);
+  }
+
+  /**
+   * Registers a version whose modules were each checked already (checkModule, as its archive
+   * was scanned), by name and byte size; their texts are read from `texts` when a code thread
+   * asks for them. Returns the deployed names. A version already registered is kept as it is
+   * (and `texts` closed).
+   */
+  registerChecked(version: string, sizes: ReadonlyMap<string, number>, texts: ModuleTexts): string[] {
+    checkVersion(version);
+    if (this.versions.has(version)) {
+      texts.close?.();
+      return this.deployedNames(version);
+    }
+    const table = new Map<string, CompiledModule>();
+    for (const [name, bytes] of sizes) {
+      const module: CompiledModule = { name, deployedName: deployedName(name, version), version, bytes };
+      table.set(name, module);
+      this.deployed.set(module.deployedName, module);
+    }
+    this.versions.set(version, table);
+    this.texts.set(version, texts);
+    return this.deployedNames(version);
+  }
+
+  /** A registered module's source text; undefined when unknown or no longer readable. */
+  source(version: string, name: string): string | undefined {
+    if (!this.versions.get(version)?.has(name)) return undefined;
+    const texts = this.texts.get(version);
+    if (texts instanceof Map) return texts.get(name);
+    try {
+      return texts === undefined ? undefined : decoder.decode(texts.read(name));
+    } catch {
+      return undefined;
+    }
   }
 
   /** Whether any module of the version is registered. Never throws. */
@@ -92,7 +146,13 @@ export class ModuleRegistry {
     this.deployed.delete(name);
     const table = this.versions.get(module.version);
     table?.delete(module.name);
-    if (table !== undefined && table.size === 0) this.versions.delete(module.version);
+    const texts = this.texts.get(module.version);
+    if (texts instanceof Map) texts.delete(module.name);
+    if (table !== undefined && table.size === 0) {
+      this.versions.delete(module.version);
+      this.texts.delete(module.version);
+      if (texts !== undefined && !(texts instanceof Map)) texts.close?.();
+    }
     return true;
   }
 
@@ -108,7 +168,7 @@ export class ModuleRegistry {
     return [...HOST_MODULES];
   }
 
-  /** The compiled modules of a version by logical name (undefined when not registered). */
+  /** The registered modules of a version by logical name (undefined when not registered). */
   modules(version: string): ReadonlyMap<string, CompiledModule> | undefined {
     return this.versions.get(version);
   }
@@ -118,15 +178,26 @@ export class ModuleRegistry {
     return [...this.versions.keys()];
   }
 
-  /** How many module sources this registry has compiled since it was created (a diagnostic). */
+  /** How many module sources `register` has checked since this registry was created (a diagnostic). */
   get compileCount(): number {
     return this.compiled;
   }
 }
 
+function checkVersion(version: string): void {
+  if (version.length === 0 || version.includes('$')) {
+    throw new AionError('invalid_package', `invalid package version '${version}'`);
+  }
+}
+
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-function compileModule(name: string, version: string, bytes: Uint8Array): CompiledModule {
+/**
+ * Checks one module as load does, keeping nothing: a valid logical name, UTF-8 text, a syntax
+ * its wrapper compiles, and no `import()` or `import.meta`. Returns its source text. Throws
+ * AionError('invalid_package') naming the module (and line).
+ */
+export function checkModule(name: string, bytes: Uint8Array, version = 'check'): string {
   if (!isLogicalName(name)) {
     throw new AionError('invalid_package', `invalid module name '${name}': use [a-z0-9_] segments joined by '@'`, {
       details: { module: name },
@@ -138,16 +209,14 @@ function compileModule(name: string, version: string, bytes: Uint8Array): Compil
   } catch {
     throw new AionError('invalid_package', `module '${name}' is not valid UTF-8`, { details: { module: name } });
   }
-  const deployed = deployedName(name, version);
-  // The source starts on the wrapper's first line, so line numbers in errors stay exact.
-  // Not parenthesized: V8 compiles a parenthesized function eagerly, whereas this one is only
-  // pre-parsed (every syntax error is still found here) and compiled on its first call, i.e.
-  // when a run first requires the module. A large package costs a third of the time to load
-  // and holds no bytecode for modules no run uses.
-  const wrapped = `0, function (exports, require, module) {${source}\n}`;
-  let script: vm.Script;
+  // The source starts on the wrapper's first line, so line numbers in errors stay exact. The
+  // module's function is returned, not called: V8 only pre-parses it (every syntax error is
+  // still found here), which costs a third of a full compile. compileFunction, not vm.Script:
+  // V8 keeps every vm.Script in its compilation cache, which would hold a whole package's text
+  // for the life of the process. Nothing is kept: code threads compile the module themselves,
+  // on first require.
   try {
-    script = new vm.Script(wrapped, { filename: deployed });
+    vm.compileFunction(`return function (exports, require, module) {${source}\n}`, [], { filename: deployedName(name, version) });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     const line = error instanceof Error ? /:(\d+)\n/.exec(error.stack ?? '')?.[1] : undefined;
@@ -158,7 +227,7 @@ function compileModule(name: string, version: string, bytes: Uint8Array): Compil
     );
   }
   refuseImports(name, source);
-  return { name, deployedName: deployed, version, script, source, bytes: bytes.byteLength };
+  return source;
 }
 
 type AcornNode = { type: string; start: number; [key: string]: unknown };

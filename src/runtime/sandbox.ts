@@ -4,6 +4,7 @@
 import { AionError } from '../errors.js';
 import { CodeHost } from './host.js';
 import type { CompiledModule, ModuleRegistry } from './registry.js';
+import type { VersionTexts } from './pool.js';
 
 export { isSandboxPromise, StepTimeout } from './host.js';
 
@@ -21,9 +22,15 @@ export function versionModules(registry: ModuleRegistry, version: string): Reado
   return modules;
 }
 
-/** A registered version's sources, as code hosts and code threads take them (name, source). */
+/** A registered version's sources, all read at once, as an in-thread code host takes them (name, source). */
 export function versionSources(registry: ModuleRegistry, version: string): [string, string][] {
-  return [...versionModules(registry, version).values()].map((m) => [m.name, m.source] as [string, string]);
+  return [...versionModules(registry, version).values()].map((m) => [m.name, registry.source(version, m.name) ?? ''] as [string, string]);
+}
+
+/** A registered version's module names and a reader of each source, as code threads take them (on first require). */
+export function versionTexts(registry: ModuleRegistry, version: string): VersionTexts {
+  const names = [...versionModules(registry, version).keys()];
+  return { names, source: (name) => registry.source(version, name) };
 }
 
 /** The refusal of a failed verification, naming the problem. */

@@ -6,7 +6,11 @@ export const SEP = '\x00';
 const HIGH = '\xff';
 
 export const FORMAT_KEY = 'meta' + SEP + 'format';
-export const STATE_FORMAT_VERSION = 1;
+/**
+ * 2: archives are files under `<state>/archives` (format 1 kept them in LevelDB, `K.archive`;
+ * this build still reads those, and raises a directory to 2 with its first archive file).
+ */
+export const STATE_FORMAT_VERSION = 2;
 
 export function key(...parts: string[]): string {
   return parts.join(SEP);
@@ -22,7 +26,7 @@ export const K = {
   /** Package metadata row (JSON), one per loaded version. */
   packageMeta: (type: string, version: string) => key('pkg', type, version),
   packageMetaRange: () => range('pkg'),
-  /** The archive bytes of a loaded version. */
+  /** The archive bytes of a loaded version, in format-1 directories (read, and deleted by unload; never written now). */
   archive: (type: string, version: string) => key('arc', type, version),
   /** Route pointer of a workflow type: the version new starts resolve. */
   route: (type: string) => key('route', type),

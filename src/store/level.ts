@@ -2,7 +2,7 @@
 // directory (its LOCK file, released by the kernel when the holder dies, so a crashed holder
 // never blocks the next command). While another process holds it we retry until the lock
 // timeout, telling the caller once who holds it (from the holder file it leaves beside the db).
-import { writeFileSync, rmSync, existsSync, readdirSync, statSync } from 'node:fs';
+import { chmodSync, writeFileSync, rmSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Level } from 'level';
 import { AionError } from '../errors.js';
@@ -52,7 +52,7 @@ export type StatePlace =
   | { kind: 'foreign'; entries: string[]; leveldb: boolean };
 
 /** What aion itself keeps at the top of a state directory. */
-const AION_ENTRIES = new Set(['db', 'holder.json', 'run', 'queue']);
+const AION_ENTRIES = new Set(['db', 'holder.json', 'run', 'queue', 'archives']);
 
 export function inspectStatePlace(stateDir: string): StatePlace {
   let st;
@@ -247,7 +247,7 @@ async function lockAndOpen(stateDir: string, options: OpenOptions): Promise<Leve
       if (position === 1) {
         const db = new Level<string, Uint8Array>(dbPath(stateDir), { keyEncoding: 'utf8', valueEncoding: 'view' });
         try {
-          await db.open();
+          await openPrivately(stateDir, db);
           writeHolder(stateDir, options);
           return db;
         } catch (error) {
@@ -275,6 +275,32 @@ async function lockAndOpen(stateDir: string, options: OpenOptions): Promise<Leve
     }
   } finally {
     ticket?.release();
+  }
+}
+
+/**
+ * Opens the database owner-only, whatever the permissions of the directory around it: `db/`
+ * is created (or tightened to) 0700, and the files LevelDB creates while it opens (its log,
+ * MANIFEST, CURRENT, LOCK, LOG) are 0600, under a umask of 077 for the length of the open.
+ * Tables LevelDB writes later take the process's umask, inside that 0700 directory.
+ */
+async function openPrivately(stateDir: string, db: Level<string, Uint8Array>): Promise<void> {
+  const dir = dbPath(stateDir);
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (!st) {
+    mkdirSync(dir, { mode: 0o700 });
+  } else if ((st.mode & 0o077) !== 0) {
+    try {
+      chmodSync(dir, 0o700);
+    } catch {
+      // not ours to change (a read-only filesystem, another owner): LevelDB decides
+    }
+  }
+  const umask = process.umask(0o077);
+  try {
+    await db.open();
+  } finally {
+    process.umask(umask);
   }
 }
 

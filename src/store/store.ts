@@ -6,6 +6,7 @@ import { AionError } from '../errors.js';
 import { EmptyKV, type BatchOp, type KV, type RangeOptions } from './kv.js';
 import { FORMAT_KEY, K, STATE_FORMAT_VERSION } from './keys.js';
 import { checkStatePlace, inspectStatePlace, openLevel, type OpenOptions } from './level.js';
+import { ArchiveFiles } from './archives.js';
 
 /** Written synchronously by Store.flush, so that earlier unsynced writes reach the disk. */
 const FLUSH_KEY = 'meta\x00flush';
@@ -45,26 +46,39 @@ export function appendAudit(record: unknown): AuditAppend {
   return { type: 'audit', value: encodeJSON(record) };
 }
 
-/** Room a write of `bytes` needs beyond them: LevelDB's MANIFEST, log headers, a table's index. */
+/**
+ * Room a load needs beyond its archive file: its package row, deploy record and route in
+ * LevelDB's log (then once more in a table when the log is compacted), a new MANIFEST.
+ */
 const ROOM_MARGIN_BYTES = 1 << 20;
 
+/** The state formats this build reads: 1 (archives inside LevelDB) and 2 (archive files). */
+const READABLE_FORMATS = new Set([1, STATE_FORMAT_VERSION]);
+
 export class Store {
+  /** The archive files beside the database (`<state>/archives`); none on a URL store (PostgreSQL). */
+  readonly archives: ArchiveFiles | undefined;
+  /** The directory's format record (1 until the first archive file is referenced). */
+  private format = STATE_FORMAT_VERSION;
+
   private constructor(
     private readonly kv: KV,
     /** False for a state directory that does not exist yet (reads see nothing). */
     readonly exists: boolean,
-    /** The directory's path, when it is one (not for a store over an injected KV). */
-    private readonly stateDir?: string,
-  ) {}
+    /** The directory's path; undefined for a URL store. */
+    readonly stateDir: string | undefined,
+  ) {
+    this.archives = stateDir === undefined ? undefined : new ArchiveFiles(stateDir);
+  }
 
   /**
-   * Refuses (`store`, before anything is written) a write of about `bytes` that the state
-   * directory's filesystem cannot take twice over: LevelDB writes a batch to its log, then again
-   * into a table when it compacts the log — at the next open at the latest. A batch that fits
-   * once but not twice would commit, then make every later open fail for want of space.
+   * Refuses (`store`, before anything is written) a load of an archive of `bytes` that the
+   * state directory's filesystem has no room for: the archive file, plus 1 MiB for what the
+   * database writes with it. The archive itself never enters LevelDB, so a load that fails for
+   * want of space leaves nothing for a later open to replay.
    */
   async checkRoom(bytes: number): Promise<void> {
-    if (!this.stateDir) return;
+    if (this.stateDir === undefined) return; // a database server's disk is its own business
     let free: number;
     try {
       const st = await statfs(this.stateDir);
@@ -72,14 +86,29 @@ export class Store {
     } catch {
       return; // no figure to judge by: the write itself reports a lack of space
     }
-    const needed = 2 * bytes + ROOM_MARGIN_BYTES;
+    const needed = bytes + ROOM_MARGIN_BYTES;
     if (free < needed) {
       const mib = (n: number) => `${(n / (1 << 20)).toFixed(1)} MiB`;
-      throw new AionError('store', `not enough free space for this write in ${this.stateDir}: it needs about ${mib(needed)} (the data twice, as LevelDB writes it to its log and then to a table), and ${mib(free)} is free; nothing was written`, {
+      throw new AionError('store', `not enough free space for this load in ${this.stateDir}: it needs about ${mib(needed)} (the archive, plus 1 MiB for the database), and ${mib(free)} is free; nothing was written`, {
         details: { state_dir: this.stateDir, needed_bytes: needed, free_bytes: free },
         hint: 'free space on that filesystem (or move the state directory), then retry',
       });
     }
+  }
+
+  /**
+   * The ops a batch that references its first archive file adds: the format record, raised
+   * to 2 (an older aion, which would find no archive in LevelDB, refuses the directory).
+   */
+  formatOps(): BatchOp[] {
+    return this.format === STATE_FORMAT_VERSION ? [] : [putJSON(FORMAT_KEY, { format_version: STATE_FORMAT_VERSION })];
+  }
+
+  /** The versions some package row names, by its key (a corrupt row's too): what keeps an archive file. */
+  async referencedVersions(): Promise<Set<string>> {
+    const versions = new Set<string>();
+    for await (const k of this.keys(K.packageMetaRange())) versions.add(k.slice(k.lastIndexOf('\x00') + 1));
+    return versions;
   }
 
   /**
@@ -98,7 +127,7 @@ export class Store {
         hint: 'check --state-dir (or $AION_STATE_DIR); a state directory is created by the first aion load',
       });
     }
-    if (!options.create && place.kind !== 'aion') return new Store(new EmptyKV(), false);
+    if (!options.create && place.kind !== 'aion') return new Store(new EmptyKV(), false, stateDir);
     const kv = await openLevel(stateDir, options);
     const store = new Store(kv, true, stateDir);
     try {
@@ -118,7 +147,8 @@ export class Store {
   static async openUrl(url: string, options: { create: boolean; onCatalogChange?: () => Promise<void> }): Promise<Store> {
     const { PgKV } = await import('./postgres.js');
     const kv = await PgKV.open(url, options);
-    const store = new Store(kv, true);
+    // No directory: archives are rows of the shared store, like everything else.
+    const store = new Store(kv, true, undefined);
     try {
       await store.checkFormat(true);
     } catch (error) {
@@ -133,9 +163,9 @@ export class Store {
     return this.kv;
   }
 
-  /** A store over any KV (tests use this to inject faults). */
-  static async over(kv: KV): Promise<Store> {
-    const store = new Store(kv, true);
+  /** A store over any KV (tests use this to inject faults); archive files go under `stateDir`. */
+  static async over(kv: KV, stateDir: string): Promise<Store> {
+    const store = new Store(kv, true, stateDir);
     await store.checkFormat(true);
     return store;
   }
@@ -158,11 +188,13 @@ export class Store {
         });
       }
       if (create) await this.write([putJSON(FORMAT_KEY, { format_version: STATE_FORMAT_VERSION })], { sync: true });
-    } else if (format.format_version !== STATE_FORMAT_VERSION) {
+    } else if (!READABLE_FORMATS.has(format.format_version)) {
       throw new AionError(
         'store',
-        `state directory format ${format.format_version} is not supported by this aion (supports ${STATE_FORMAT_VERSION})`,
+        `state directory format ${format.format_version} is not supported by this aion (supports ${[...READABLE_FORMATS].join(' and ')})`,
       );
+    } else {
+      this.format = format.format_version;
     }
   }
 
@@ -242,6 +274,7 @@ export class Store {
     } catch (error) {
       throw new AionError('store', `could not write the state directory: ${(error as Error).message}`, { cause: error });
     }
+    if (ops.some((op) => op.type === 'put' && op.key === FORMAT_KEY)) this.format = STATE_FORMAT_VERSION;
   }
 
   /** The next audit sequence number, valid while no other process can have written (epoch). */

@@ -85,7 +85,7 @@ export function runNode(script: string | null, args: string[], options: ChildOpt
       };
       if (probeFile) {
         try {
-          // resourceUsage().maxRSS is in kilobytes.
+          // The probe reports kilobytes (VmHWM, or resourceUsage().maxRSS where there is no procfs).
           result.maxRssBytes = Number(readFileSync(probeFile, 'utf8')) * 1024;
         } catch {
           // The child died before its exit hook ran; the caller sees the exit code.

@@ -8,7 +8,7 @@ import { Engine } from '../../src/engine/engine.js';
 import { K } from '../../src/store/keys.js';
 import { pinOps } from '../../src/store/pins.js';
 import { tempDir } from '../helpers/cli.js';
-import { editConfig, packFixture, packVariant, type Packed } from '../helpers/packages.js';
+import { editConfig, packFixture, packVariant, storedArchive, type Packed } from '../helpers/packages.js';
 import { InstrumentedKV, openEngine, TEST_BACKEND } from './support.js';
 
 async function rejects(promise: Promise<unknown>, code: string): Promise<AionError> {
@@ -110,7 +110,7 @@ describe('load', () => {
       assert.deepEqual([dry.dry_run, dry.freshly_loaded, dry.route_changed], [true, true, true]);
       assert.equal(engine.catalog.get('hello', v2.version), undefined);
       assert.equal(engine.catalog.routed('hello')?.version, v1.version);
-      assert.equal(await engine.store.get(K.archive('hello', v2.version)), undefined);
+      assert.equal(existsSync(storedArchive(state, v2.version)), false, 'no archive file');
     } finally {
       await engine.close();
     }
@@ -126,7 +126,8 @@ describe('load', () => {
       const before = engine.catalog.snapshot();
       await rejects(engine.loadPackage({ path: v2.path }), 'store');
       assert.equal(engine.catalog.snapshot(), before);
-      assert.equal(await engine.store.get(K.archive('hello', v2.version)), undefined);
+      assert.equal(existsSync(storedArchive(state, v2.version)), false, 'the archive file written before the failed batch is gone');
+      assert.deepEqual(readdirSync(path.join(state, 'archives')), [`${v1.version}.aion`]);
       assert.equal(new TextDecoder().decode(await engine.store.get(K.route('hello'))), v1.version);
       const retried = await engine.loadPackage({ path: v2.path });
       assert.equal(retried.freshly_loaded, true, 'nothing of the failed attempt stayed registered in the catalog');
@@ -139,7 +140,7 @@ describe('load', () => {
       kv.failBatches = 1;
       await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'store');
       assert.ok(engine.catalog.get('hello', v1.version), 'a failed unload restores the version');
-      assert.ok(await engine.store.get(K.archive('hello', v1.version)));
+      assert.ok(existsSync(storedArchive(state, v1.version)), 'a failed unload keeps the archive file');
     } finally {
       await engine.close();
     }
@@ -230,7 +231,7 @@ describe('unload', () => {
     assert.ok(engine.catalog.get('hello', v1.version), 'a dry run keeps the version');
     const done = await engine.unloadWorkflowVersion('hello', v1.version.slice(0, 8));
     assert.deepEqual(done, { workflow_type: 'hello', version: v1.version, unloaded: true });
-    assert.equal(await engine.store.get(K.archive('hello', v1.version)), undefined);
+    assert.equal(existsSync(storedArchive(state, v1.version)), false, 'the archive file goes with the unload');
     assert.equal(await engine.store.get(K.packageMeta('hello', v1.version)), undefined);
     await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'not_found');
     await engine.close();

@@ -4,6 +4,7 @@
 // a version whose stored archive is gone, and — in test/server/limits.test.ts — serve's summary).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isAionError } from '../../src/errors.js';
 import { Engine } from '../../src/engine/engine.js';
@@ -12,8 +13,8 @@ import { K, range } from '../../src/store/keys.js';
 import type { BatchOp, KV, RangeOptions } from '../../src/store/kv.js';
 import type { WorkflowEvent } from '../../src/runtime/history.js';
 import { tempDir } from '../helpers/cli.js';
-import { packFixture, type Packed } from '../helpers/packages.js';
-import { InstrumentedKV, openEngine, openTestKV } from './support.js';
+import { packFixture, storedArchive, type Packed } from '../helpers/packages.js';
+import { InstrumentedKV, openEngine, openTestKV, TEST_BACKEND } from './support.js';
 
 let work: { dir: string; cleanup: () => void };
 let stepper: Packed;
@@ -226,12 +227,21 @@ describe('review findings on the run path (issue 11, item 6)', () => {
       await engine.loadPackage({ path: hello2.path });
       await engine.close();
       // Damage the stored archive behind the engine's back; the package row and route stay.
-      const kv = await openTestKV(state);
-      const key = K.archive('hello', hello2.version);
-      const bytes = await kv.get(key);
-      assert.ok(bytes && bytes.length > 100);
-      await kv.batch([damage === 'missing' ? { type: 'del', key } : { type: 'put', key, value: bytes.slice(0, bytes.length >> 1) }], { sync: true });
-      await kv.close();
+      if (TEST_BACKEND === 'postgres') {
+        // Archives are rows of the shared store there.
+        const kv = await openTestKV(state);
+        const key = K.archive('hello', hello2.version);
+        const bytes = await kv.get(key);
+        assert.ok(bytes && bytes.length > 100);
+        await kv.batch([damage === 'missing' ? { type: 'del', key } : { type: 'put', key, value: bytes.slice(0, bytes.length >> 1) }], { sync: true });
+        await kv.close();
+      } else {
+        const file = storedArchive(state, hello2.version);
+        const bytes = readFileSync(file);
+        assert.ok(bytes.length > 100);
+        if (damage === 'missing') rmSync(file);
+        else writeFileSync(file, bytes.subarray(0, bytes.length >> 1));
+      }
 
       ({ engine } = await openEngine(state));
       try {

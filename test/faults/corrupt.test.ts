@@ -1,13 +1,13 @@
 // Corrupt state: a damaged package row, route pointer, history, archive, pin, marker or timer
 // entry is reported clearly, the rest of the state directory keeps working, and `aion doctor`
-// finds it (exit 10), repairs only what is safe with --repair, and never touches archives or
-// histories.
+// finds it (exit 10), repairs only what is safe with --repair, and never touches histories or
+// archives a package row names (orphan archive files, which nothing names, it removes).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Level } from 'level';
-import { packFixture, type Packed } from '../helpers/packages.js';
+import { packFixture, storedArchive, type Packed } from '../helpers/packages.js';
 import { checkInvariants, copyState, dumpState, newStats, report, runAion, runOf, tempDir, type Dump } from './support.js';
 
 const stats = newStats('corrupt');
@@ -32,11 +32,11 @@ const aion = async (dir: string, ...args: string[]) => {
 };
 
 let n = 0;
-async function damaged(fn: (db: Level<string, Uint8Array>, dump: Dump) => Promise<void>): Promise<string> {
+async function damaged(fn: (db: Level<string, Uint8Array>, dump: Dump, dir: string) => Promise<void>): Promise<string> {
   const dir = path.join(root, `case-${n++}`);
   copyState(template, dir);
   const dump = await dumpState(dir);
-  await mutate(dir, (db) => fn(db, dump));
+  await mutate(dir, (db) => fn(db, dump, dir));
   stats.faults++;
   return dir;
 }
@@ -95,7 +95,7 @@ test('corrupt state: a route pointer to a missing version', async () => {
   assert.equal((await aion(dir, 'doctor', '--repair')).code, 0);
   const after = await dumpState(dir);
   assert.equal(after.has('route\x00hello'), false, 'the dangling route was dropped');
-  assert.equal(after.has(`arc\x00hello\x00${A.hello_v1!.version}`), true, 'archives stay');
+  assert.equal(after.has(`afile\x00${A.hello_v1!.version}.aion`), true, 'archives stay');
   assert.equal((await aion(dir, 'route', 'hello', A.hello_v1!.version)).code, 0);
   assert.equal((await aion(dir, 'doctor')).code, 0);
 });
@@ -127,12 +127,12 @@ test('corrupt state: a damaged history', async () => {
 
 test('corrupt state: a missing and a damaged archive', async () => {
   const v1 = A.hello_v1!.version;
-  const dir = await damaged(async (db, dump) => {
-    await db.del(`arc\x00approval\x00${A.approval!.version}`);
-    const arc = dump.get(`arc\x00hello\x00${v1}`)!;
+  const dir = await damaged(async (_db, dump, dir) => {
+    rmSync(storedArchive(dir, A.approval!.version));
+    const arc = dump.get(`afile\x00${v1}.aion`)!;
     const flipped = new Uint8Array(arc);
     flipped[Math.floor(flipped.length / 2)]! ^= 0x10;
-    await db.put(`arc\x00hello\x00${v1}`, flipped);
+    writeFileSync(storedArchive(dir, v1), flipped);
   });
   const signal = await aion(dir, 'signal', 'a1', 'approve');
   assert.equal(signal.code, 0, 'the signal is recorded');
@@ -141,9 +141,45 @@ test('corrupt state: a missing and a damaged archive', async () => {
   assert.equal((await aion(dir, 'start', 'hello', '--id', 'w3')).code, 0, 'the routed hello version is intact');
   const doctor = await aion(dir, 'doctor');
   assert.equal(doctor.code, 10);
-  assert.deepEqual(doctorProblems(doctor).map((p) => [p.kind, p.repairable]).sort(), [['corrupt_archive', false], ['missing_archive', false]]);
+  assert.deepEqual(doctorProblems(doctor).map((p) => [p.kind, p.key, p.repairable]).sort(), [
+    ['corrupt_archive', `archives/${v1}.aion`, false],
+    ['missing_archive', `archives/${A.approval!.version}.aion`, false],
+  ]);
   assert.equal((await aion(dir, 'doctor', '--repair')).code, 10, 'archives are never repaired or deleted');
-  assert.equal((await dumpState(dir)).has(`arc\x00hello\x00${v1}`), true);
+  assert.equal((await dumpState(dir)).has(`afile\x00${v1}.aion`), true);
+  // Loading the archive again stores a good file: the damage is gone.
+  assert.equal((await aion(dir, 'load', A.hello_v1!.path, '--no-route')).code, 0);
+  assert.equal((await aion(dir, 'load', A.approval!.path)).code, 0);
+  assert.equal((await aion(dir, 'doctor')).code, 0);
+  assert.equal((await aion(dir, 'serve', '--until-idle')).code, 0);
+  assert.equal(runOf(await dumpState(dir), 'a1').status, 'completed', 'the stalled run progresses once its archive is back');
+});
+
+test('corrupt state: orphan archive files (an interrupted load or unload) are reported, and removed by --repair or any writable command', async () => {
+  const orphan = 'a'.repeat(64);
+  const make = async () =>
+    damaged(async (_db, _dump, dir) => {
+      writeFileSync(storedArchive(dir, orphan), 'not even a zip');
+      writeFileSync(path.join(dir, 'archives', `.tmp-${orphan.slice(0, 16)}-1-deadbeef`), 'half');
+    });
+  const dir = await make();
+  assert.equal((await aion(dir, 'versions')).code, 0, 'read commands do not mind them');
+  const doctor = await aion(dir, 'doctor');
+  assert.equal(doctor.code, 10);
+  assert.deepEqual(doctorProblems(doctor).map((p) => [p.kind, p.key, p.repairable]), [
+    ['orphan_archive', `archives/${orphan}.aion`, true],
+    ['orphan_archive', `archives/.tmp-${orphan.slice(0, 16)}-1-deadbeef`, true],
+  ]);
+  assert.equal(readdirSync(path.join(dir, 'archives')).length, 6, 'doctor without --repair removes nothing');
+  const repair = await aion(dir, 'doctor', '--repair');
+  assert.equal(repair.code, 0, repair.stdout);
+  assert.equal(repair.json.repaired.length, 2);
+  assert.deepEqual(readdirSync(path.join(dir, 'archives')).sort(), Object.values(A).map((a) => `${a.version}.aion`).sort());
+
+  const other = await make();
+  assert.equal((await aion(other, 'start', 'hello', '--id', 'w9')).code, 0);
+  assert.deepEqual(readdirSync(path.join(other, 'archives')).sort(), Object.values(A).map((a) => `${a.version}.aion`).sort(), 'a writable command removed them');
+  assert.equal((await aion(other, 'doctor')).code, 0);
 });
 
 test('corrupt state: pin index, active markers and timers are rebuilt from the runs', async () => {

@@ -4,7 +4,7 @@
 // tests cross-check against it).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { appendFileSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Level } from 'level';
@@ -126,9 +126,17 @@ export { rng } from '../helpers/random.js';
 
 export type Dump = Map<string, Uint8Array>;
 
-/** Every key and value of a state directory's database (empty when it does not exist). */
+/** Archive files appear in a dump as `afile\x00<file name>` (see dumpState). */
+export const ARCHIVE_FILE = 'afile';
+
+/**
+ * Every key and value of a state directory's database (empty when it does not exist), and
+ * every file of its archives directory as `afile\x00<name>` → its bytes.
+ */
 export async function dumpState(stateDir: string): Promise<Dump> {
   const dump: Dump = new Map();
+  const archives = path.join(stateDir, 'archives');
+  if (existsSync(archives)) for (const name of readdirSync(archives)) dump.set(`${ARCHIVE_FILE}\x00${name}`, new Uint8Array(readFileSync(path.join(archives, name))));
   const dbDir = path.join(stateDir, 'db');
   if (!existsSync(dbDir)) return dump;
   const db = new Level<string, Uint8Array>(dbDir, { keyEncoding: 'utf8', valueEncoding: 'view', createIfMissing: false });
@@ -163,7 +171,7 @@ function json(v: Uint8Array | undefined): any {
 }
 
 export const RUN_SPACES = new Set(['run', 'hist', 'active', 'pin', 'timer']);
-export const DEPLOY_SPACES = new Set(['pkg', 'arc', 'route', 'ramp', 'audit']);
+export const DEPLOY_SPACES = new Set(['pkg', 'arc', ARCHIVE_FILE, 'route', 'ramp', 'audit']);
 
 /**
  * The deploy state of a dump, normalized: what is loaded (type, version, manifest digest,
@@ -187,6 +195,12 @@ export function deployView(dump: Dump): string {
       packages.push(`${parts(k).slice(1).join('/')} ${digest}`);
     } else if (s === 'arc') {
       packages.push(`arc ${parts(k).slice(1).join('/')} ${createHash('sha256').update(v).digest('hex').slice(0, 16)}`);
+    } else if (s === ARCHIVE_FILE) {
+      // A file no row names is crash residue (removed by the next writable open), not state.
+      const version = parts(k)[1]!.replace(/\.aion$/, '');
+      if ([...dump.keys()].some((key) => key.startsWith('pkg\x00') && key.endsWith(`\x00${version}`))) {
+        packages.push(`file ${version} ${createHash('sha256').update(v).digest('hex').slice(0, 16)}`);
+      }
     } else if (s === 'route') {
       routes.push(`${parts(k)[1]} -> ${dec.decode(v)}`);
     } else if (s === 'ramp') {
@@ -211,9 +225,24 @@ const TERMINAL_EVENT: Record<string, string> = {
 };
 
 /**
+ * Archive files of a dump that no package row names, and temp files of unfinished writes:
+ * what a crash between a file and its batch leaves (allowed), and what the next writable
+ * command must remove.
+ */
+export function orphanArchiveFiles(dump: Dump): string[] {
+  const versions = new Set([...dump.keys()].filter((k) => space(k) === 'pkg').map((k) => parts(k)[2]!));
+  return [...dump.keys()]
+    .filter((k) => space(k) === ARCHIVE_FILE)
+    .map((k) => parts(k)[1]!)
+    .filter((name) => !name.endsWith('.aion') || !versions.has(name.slice(0, -'.aion'.length)));
+}
+
+/**
  * Checks a dump against the invariants; returns the problems found (empty: consistent).
- * - every package row parses and has an archive that reads and hashes to its version;
- *   no archive without a row; every route points at a loaded version of its type;
+ * - every package row parses and has an archive (its file, or in a format-1 directory its
+ *   LevelDB copy) that reads and hashes to its version; no LevelDB archive without a row
+ *   (archive files without one are crash residue: see orphanArchiveFiles); every route
+ *   points at a loaded version of its type;
  * - every run record parses; its current history is complete (0..events-1) and starts with
  *   its WorkflowStarted; a running run has its active marker, a finished one ends with its
  *   terminal event and has none;
@@ -238,7 +267,7 @@ export function checkInvariants(dump: Dump): string[] {
       }
       if (row.workflow_type !== type || row.version !== version) problems.push(`package row ${type}/${version} disagrees with its key`);
       rows.set(`${type}\x00${version}`, row);
-      const archive = dump.get(`arc\x00${type}\x00${version}`);
+      const archive = dump.get(`${ARCHIVE_FILE}\x00${version}.aion`) ?? dump.get(`arc\x00${type}\x00${version}`);
       if (!archive) {
         problems.push(`package ${type}/${version} has no archive`);
         continue;

@@ -43,3 +43,8 @@ export function editConfig(projectDir: string, patch: Record<string, unknown>): 
   const file = path.join(projectDir, 'workflow.json');
   writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), ...patch }, null, 2));
 }
+
+/** Where a state directory keeps the archive file of a loaded version. */
+export function storedArchive(stateDir: string, version: string): string {
+  return path.join(stateDir, 'archives', `${version}.aion`);
+}

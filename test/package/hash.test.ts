@@ -3,7 +3,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { contentHash, manifestDigest, sha256Hex, canonicalJson } from '../../src/package/index.js';
+import { contentHash, ContentHasher, manifestDigest, sha256Hex, canonicalJson } from '../../src/package/index.js';
 import type { Manifest } from '../../src/package/index.js';
 
 function u64(n: number): Buffer {
@@ -49,6 +49,13 @@ describe('contentHash', () => {
     assert.equal(got, referenceHash(modules));
     assert.equal(contentHash(new Map([...modules].reverse())), got, 'insertion order must not matter');
     assert.match(got, /^[0-9a-f]{64}$/);
+    // The streaming hasher (load: one module at a time) gives the same, and only in byte order.
+    const hasher = new ContentHasher();
+    for (const name of ['a', 'a@b', 'a_b', 'ab', 'z']) hasher.add(name, modules.find(([n]) => n === name)![1]);
+    assert.equal(hasher.digest(), got);
+    const wrong = new ContentHasher();
+    wrong.add('ab', Buffer.from('4'));
+    assert.throws(() => wrong.add('a', Buffer.from('1')), /out of order/);
   });
 
   test('orders by UTF-8 bytes, not UTF-16 code units', () => {

@@ -3,10 +3,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { writeFileSync } from 'node:fs';
-import { readPackage, readPackageFile, contentHash, manifestDigest, packProject, FORMAT_VERSION } from '../../src/package/index.js';
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { readPackage, readPackageFile, contentHash, manifestDigest, packProject, scanPackage, openArchiveFile, ArchiveTexts, FORMAT_VERSION } from '../../src/package/index.js';
 import { isAionError } from '../../src/errors.js';
 import { malformedArchives, buildPackage } from '../helpers/malformed.js';
+import { hostileArchives } from '../helpers/hostile.js';
 import { FIXTURES, tempDir } from '../helpers/cli.js';
 
 describe('readPackage', () => {
@@ -85,6 +86,88 @@ describe('malformed archives', () => {
   test('cases that breach a small limit are otherwise valid', () => {
     for (const c of corpus.filter((x) => x.limits && x.name.startsWith('limit-') && x.name !== 'limit-ratio-small-floor')) {
       assert.doesNotThrow(() => readPackage(c.bytes), `${c.name} should be valid under default limits`);
+    }
+  });
+});
+
+describe('scanPackage reading a file piece by piece', () => {
+  // Load reads archives from an open file, an entry at a time; inspect and pack read them in
+  // memory. Both must refuse (or accept) exactly the same archives, with the same message.
+  const outcome = (fn: () => { version: string }): string => {
+    try {
+      return `ok ${fn().version}`;
+    } catch (error) {
+      return isAionError(error) ? `${error.code}: ${error.message}` : `crash: ${String(error)}`;
+    }
+  };
+
+  test('every malformed and hostile archive: the same outcome from a file as from bytes', () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const cases = [...malformedArchives().map((c) => ({ name: c.name, bytes: c.bytes, limits: c.limits })), ...hostileArchives({ flips: 150 }).cases.map((c) => ({ name: c.name, bytes: c.bytes, limits: undefined }))];
+      const file = path.join(dir, 'case.aion');
+      let differ = 0;
+      for (const c of cases) {
+        writeFileSync(file, c.bytes);
+        const fromBytes = outcome(() => readPackage(c.bytes, c.limits));
+        const opened = openArchiveFile(file);
+        let fromFile: string;
+        try {
+          fromFile = outcome(() => scanPackage(opened.source, c.limits));
+        } finally {
+          opened.close();
+        }
+        if (fromFile !== fromBytes) {
+          differ++;
+          assert.equal(fromFile, fromBytes, c.name);
+        }
+      }
+      assert.equal(differ, 0);
+      assert.ok(cases.length > 500, `${cases.length} cases`);
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a packed fixture: the same version, manifest and entries; modules are handed over one at a time', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const out = path.join(dir, 'hello.aion');
+      const packed = await packProject(path.join(FIXTURES, 'hello_v1'), { out });
+      const opened = openArchiveFile(out);
+      try {
+        const seen: string[] = [];
+        const scanned = scanPackage(opened.source, {}, { onModule: (name, bytes) => void seen.push(`${name}:${bytes.length}`) });
+        assert.equal(scanned.version, packed.pkg.version);
+        assert.equal(scanned.manifestDigest, packed.pkg.manifestDigest);
+        assert.deepEqual(seen, [...packed.pkg.modules].map(([name, bytes]) => `${name}:${bytes.length}`));
+        assert.deepEqual([...scanned.modules.keys()], [...packed.pkg.modules.keys()]);
+        const texts = new ArchiveTexts(opened.source, scanned.modules, false);
+        for (const [name, bytes] of packed.pkg.modules) assert.deepEqual(Buffer.from(texts.read(name)), Buffer.from(bytes), name);
+      } finally {
+        opened.close();
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
+  test('a file that changes after it was opened is noticed', async () => {
+    const { dir, cleanup } = tempDir();
+    try {
+      const file = path.join(dir, 'a.aion');
+      writeFileSync(file, buildPackage());
+      const opened = openArchiveFile(file);
+      try {
+        opened.unchanged();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        appendFileSync(file, 'more');
+        assert.throws(() => opened.unchanged(), (err: unknown) => isAionError(err, 'usage') && /changed while it was being loaded/.test(err.message));
+      } finally {
+        opened.close();
+      }
+    } finally {
+      cleanup();
     }
   });
 });

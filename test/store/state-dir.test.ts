@@ -4,8 +4,9 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statfsSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { Level } from 'level';
 import { aion, aionAsync, BIN, FIXTURES, tempDir } from '../helpers/cli.js';
 import { packFixture, packVariant, type Packed } from '../helpers/packages.js';
@@ -145,6 +146,32 @@ describe('the deploy history is ordered by sequence, not by the clock', () => {
     } finally {
       await engine.close();
     }
+  });
+
+  test('through bin/aion, with the clock of the rolling-back process an hour behind: a second rollback toggles back', () => {
+    const state = path.join(work.dir, 'clock-skew-cli');
+    // A preload that sets this process's clock back an hour (Date.now and new Date()).
+    const skew = path.join(work.dir, 'skew.mjs');
+    writeFileSync(
+      skew,
+      `const real = Date.now; const d = Number(process.env.AION_TEST_SKEW_MS);
+const Real = Date;
+class Skewed extends Real { constructor(...a) { if (a.length === 0) super(real() + d); else super(...a); } static now() { return real() + d; } }
+globalThis.Date = Skewed;
+`,
+    );
+    const behind = { NODE_OPTIONS: `--import ${pathToFileURL(skew).href}`, AION_TEST_SKEW_MS: String(-3_600_000) };
+    assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+    assert.equal(aion(['--state-dir', state, 'load', v2.path]).code, 0);
+    const back = aion(['--state-dir', state, 'rollback', 'hello', '--json'], { env: behind });
+    assert.equal(back.code, 0, back.stdout + back.stderr);
+    assert.equal(back.json.version, v1.version);
+    const history = aion(['--state-dir', state, 'history', 'hello', '--json']).json.history as { operation: string; version: string; at: string }[];
+    assert.deepEqual(history.map((r) => r.operation), ['load', 'load', 'route'], 'the rollback is the newest record');
+    assert.ok(Date.parse(history[2]!.at) < Date.parse(history[0]!.at), 'its time says the (skewed) clock');
+    const again = aion(['--state-dir', state, 'rollback', 'hello', '--json']);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.equal(again.json.version, v2.version, 'the second rollback returns to v2');
   });
 
   test('records under the old clock-ordered keys read first, in their order, then new ones', async () => {
@@ -291,6 +318,34 @@ describe('the lock serves waiters in arrival order', () => {
   });
 });
 
+describe('permissions of what aion writes', () => {
+  test('in a pre-existing 0755 directory under umask 022: db/ and archives/ are 0700, every file 0600', () => {
+    const state = path.join(work.dir, 'loose');
+    mkdirSync(state);
+    chmodSync(state, 0o755);
+    const r = spawnSync('sh', ['-c', `umask 022 && exec "${process.execPath}" "${BIN}" --state-dir "${state}" load "${v1.path}"`], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const found: string[] = [];
+    const walk = (dir: string) => {
+      for (const name of readdirSync(dir)) {
+        const p = path.join(dir, name);
+        const st = statSync(p);
+        const rel = path.relative(state, p);
+        found.push(rel);
+        if (st.isDirectory()) {
+          assert.equal((st.mode & 0o777).toString(8), '700', `${rel}/ is ${(st.mode & 0o777).toString(8)}`);
+          walk(p);
+        } else {
+          assert.equal((st.mode & 0o777).toString(8), '600', `${rel} is ${(st.mode & 0o777).toString(8)}`);
+        }
+      }
+    };
+    walk(state);
+    assert.ok(found.includes('db') && found.includes(path.join('archives', `${v1.version}.aion`)), found.join(', '));
+    assert.equal((statSync(state).mode & 0o777).toString(8), '755', 'the directory the operator made is left as it was');
+  });
+});
+
 describe('a full disk', () => {
   // A small tmpfs, where this machine allows mounting one (root); else skipped, saying why.
   const canMount = (() => {
@@ -301,31 +356,83 @@ describe('a full disk', () => {
     probe.cleanup();
     return ok ? true : 'this machine does not allow mounting a tmpfs';
   })();
+  if (canMount !== true) process.stdout.write(`# skipping the full-disk tests: ${canMount}\n`);
 
-  test('a load that does not fit twice fails store before writing; the directory stays fully usable', { skip: canMount === true ? false : canMount }, async () => {
+  /** Runs `fn` with a fresh tmpfs of `size` mounted at a temp dir; unmounts it whatever happens. */
+  async function onSmallDisk(size: string, fn: (dir: string) => Promise<void>): Promise<void> {
     const disk = tempDir('aion-fulldisk-');
-    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'tmpfs', disk.dir]).status, 0);
+    assert.equal(spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk.dir]).status, 0);
     try {
-      const state = path.join(disk.dir, 'state');
+      await fn(disk.dir);
+    } finally {
+      spawnSync('umount', [disk.dir]);
+      disk.cleanup();
+    }
+  }
+
+  /** A hello variant padded with `kb` KiB of incompressible text (the archive is about as big). */
+  const padded = (tag: string, kb: number) =>
+    packVariant('hello_v1', work.dir, tag, (dir) => {
+      let text = '';
+      for (let i = 0; i < kb / 60; i++) text += `// ${randomBytes(45_000).toString('base64')}\n`;
+      writeFileSync(path.join(dir, 'modules', 'hello', 'padding.js'), text);
+    });
+
+  test('a load bigger than the free space fails store (exit 10), leaves nothing behind, and the directory stays fully usable', { skip: canMount === true ? false : canMount }, async () => {
+    await onSmallDisk('2m', async (disk) => {
+      const state = path.join(disk, 'state');
       assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
-      // ~1.8 MB of incompressible text: it fits once on the 3 MiB disk, not twice.
-      const big = await packVariant('hello_v1', work.dir, 'big', (dir) => {
-        let text = '';
-        for (let i = 0; i < 40; i++) text += `// ${randomBytes(45_000).toString('base64')}\n`;
-        writeFileSync(path.join(dir, 'modules', 'hello', 'padding.js'), text);
-      });
+      assert.equal(aion(['--state-dir', state, 'start', 'hello', '--id', 'before', '--input', '{"name":"a"}']).code, 0);
+      const big = await padded('big', 2400); // ~2.3 MB: more than the whole disk
       const r = aion(['--state-dir', state, 'load', big.path, '--json']);
       assert.equal(r.code, 10, r.stdout + r.stderr);
-      assert.match(r.json.error.message, /not enough free space/);
+      assert.equal(r.json.error.code, 'store');
+      assert.match(r.json.error.message, /not enough free space|no space left/);
+      assert.deepEqual(readdirSync(path.join(state, 'archives')), [`${v1.version}.aion`], 'no archive file or temp file of the refused load');
       for (const args of [['versions'], ['history'], ['runs'], ['doctor']]) {
         const after = aion(['--state-dir', state, ...args, '--json']);
         assert.equal(after.code, 0, `${args[0]} after the refused load: ${after.stdout}${after.stderr}`);
       }
       assert.deepEqual(aion(['--state-dir', state, 'versions', '--json']).json.versions.map((v: { version: string }) => v.version), [v1.version]);
-      assert.equal(aion(['--state-dir', state, 'start', 'hello', '--json']).code, 0, 'and writable');
-    } finally {
-      spawnSync('umount', [disk.dir]);
-      disk.cleanup();
-    }
+      assert.equal(aion(['--state-dir', state, 'runs', '--json']).json.runs.length, 1);
+      const small = aion(['--state-dir', state, 'load', v2.path, '--json']);
+      assert.equal(small.code, 0, `a small load afterwards: ${small.stdout}${small.stderr}`);
+      assert.equal(aion(['--state-dir', state, 'start', 'hello', '--id', 'after', '--input', '{"name":"b"}']).code, 0, 'and runs start');
+      assert.equal(aion(['--state-dir', state, 'doctor']).code, 0);
+    });
+  });
+
+  test('an archive that fits once is loaded: it is written once, as a file, not into LevelDB\'s log and then a table', { skip: canMount === true ? false : canMount }, async () => {
+    await onSmallDisk('3m', async (disk) => {
+      const state = path.join(disk, 'state');
+      assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+      const big = await padded('fits-once', 1800); // ~1.8 MB: fits once on 3 MiB, not twice
+      const r = aion(['--state-dir', state, 'load', big.path, '--json']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const args of [['versions'], ['history'], ['doctor']]) assert.equal(aion(['--state-dir', state, ...args]).code, 0, args[0]);
+      assert.equal(aion(['--state-dir', state, 'start', 'hello', '--input', '{"name":"c"}']).code, 0);
+    });
+  });
+
+  test('running out of space while the archive file is written: store, the temp file removed, nothing else changed', { skip: canMount === true ? false : canMount }, async () => {
+    await onSmallDisk('2m', async (disk) => {
+      const state = path.join(disk, 'state');
+      assert.equal(aion(['--state-dir', state, 'load', v1.path]).code, 0);
+      const big = await padded('no-room', 1200);
+      // The room check passes (enough free space when the load starts); the disk fills up while
+      // the archive is written, as when something else writes to the same filesystem.
+      const { ArchiveFiles } = await import('../../src/store/archives.js');
+      const files = new ArchiveFiles(state);
+      const bytes = readFileSync(big.path);
+      const st = statfsSync(disk);
+      writeFileSync(path.join(disk, 'filler'), Buffer.alloc(Number(st.bavail) * Number(st.bsize) - (bytes.length >> 1)));
+      await assert.rejects(files.write(big.version, { bytes }), (error: { code?: string; message?: string }) => {
+        assert.equal(error.code, 'store');
+        assert.match(error.message ?? '', /no space left to store the archive/);
+        return true;
+      });
+      assert.deepEqual(readdirSync(path.join(state, 'archives')), [`${v1.version}.aion`], 'the temp file is gone');
+      for (const args of [['versions'], ['history'], ['doctor']]) assert.equal(aion(['--state-dir', state, ...args]).code, 0, args[0]);
+    });
   });
 });

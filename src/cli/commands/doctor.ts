@@ -74,7 +74,8 @@ export const registerDoctor: Register = (program: Command, streams) => {
         'timer entry of the state directory, and report each problem found (exit 10 when any remains).\n' +
         'With --repair, fix only what can be rebuilt from intact data, in one atomic write: drop routes to\n' +
         'missing versions, rebuild active markers, pins and timer entries from run records and histories,\n' +
-        'rebuild a damaged package row from its verifying archive. Archives and histories are never deleted.\n' +
+        'rebuild a damaged package row from its verifying archive, remove archive files no package row names\n' +
+        '(left by an interrupted load or unload). Histories and the archives of loaded versions are never deleted.\n' +
         'Needs the state directory to itself: stop aion serve first.',
     )
     .option('--repair', 'repair what is safe to repair')
