@@ -259,7 +259,7 @@ class Lane {
 
 type Watch =
   | { kind: 'deadline'; thread: Thread; boundMs: number; at: number }
-  | { kind: 'progress'; thread: Thread; boundMs: number; growth: number; last: number; since: number | undefined; sinceWall: number; rss: number; extensions: number };
+  | { kind: 'progress'; thread: Thread; boundMs: number; growth: number; backstopGivesWay: boolean; last: number; since: number | undefined; sinceWall: number; rss: number; extensions: number };
 
 /**
  * One timer for every request in flight (a timer per request cost more than a quick step):
@@ -283,10 +283,10 @@ class Watchdog {
    * may be slow to die of it (the collector thrashes near the limit): while the process grows by
    * `growth` bytes, the step gets one more bound, so a heap overflow is reported as one.
    */
-  progress(thread: Thread, boundMs: number, growth: number): Watch {
+  progress(thread: Thread, boundMs: number, growth: number, backstopGivesWay: boolean): Watch {
     // Nothing is read when the step is quick (most are): the clocks start at the first tick
     // that sees no progress.
-    return this.add({ kind: 'progress', thread, boundMs, growth, last: Atomics.load(thread.progress, 0), since: undefined, sinceWall: 0, rss: 0, extensions: 0 }, Math.max(5, Math.floor(boundMs / 4)));
+    return this.add({ kind: 'progress', thread, boundMs, growth, backstopGivesWay, last: Atomics.load(thread.progress, 0), since: undefined, sinceWall: 0, rss: 0, extensions: 0 }, Math.max(5, Math.floor(boundMs / 4)));
   }
 
   remove(watch: Watch): void {
@@ -325,10 +325,12 @@ class Watchdog {
         w.rss = process.memoryUsage.rss();
       } else if (Date.now() - w.sinceWall >= 3 * w.boundMs || clock() - w.since >= w.boundMs) {
         // The bound on CPU time, or the backstop: three bounds of wall time whatever the CPU
-        // clock says (a collector working on other threads, a thread starved of CPU). Either
-        // gives way once to a heap that is filling up.
+        // clock says (a collector working on other threads, a thread starved of CPU). The bound
+        // gives way once to a heap that is filling up (so a heap overflow is reported as one),
+        // and so does the backstop of a workflow step (under load a filling heap outlasts it).
+        const backstop = Date.now() - w.sinceWall >= 3 * w.boundMs;
         const grown = process.memoryUsage.rss() - w.rss;
-        if (grown > w.growth && w.extensions++ < 1) {
+        if (grown > w.growth && (!backstop || w.backstopGivesWay) && w.extensions++ < 1) {
           w.since = clock();
           w.sinceWall = Date.now();
           w.rss += grown;
@@ -501,7 +503,8 @@ export class CodePool {
       thread.post({ t: 'version', version: scratch, names: sources.names });
       let reply: Reply;
       try {
-        reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }));
+        // A verification is refused whichever limit stops it: its backstop stays three bounds.
+        reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }), false);
       } finally {
         this.scratch.delete(scratch);
         thread.post({ t: 'drop-version', version: scratch });
@@ -518,9 +521,9 @@ export class CodePool {
    * times per bound, so a hang is noticed within 1.25 bounds). The clock starts once the thread
    * is up: booting a fresh thread is not the code's time.
    */
-  private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker): Promise<Reply> {
+  private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker, backstopGivesWay = true): Promise<Reply> {
     await thread.ready;
-    const watch = this.watchdog.progress(thread, boundMs, (this.limits.workflowMemoryMb * 1024 * 1024) / 2);
+    const watch = this.watchdog.progress(thread, boundMs, (this.limits.workflowMemoryMb * 1024 * 1024) / 2, backstopGivesWay);
     try {
       return await thread.request(make);
     } finally {

@@ -27,6 +27,8 @@ export interface KV {
    * while it stays the same, no other process can have written. Absent = never released.
    */
   readonly epoch?: number;
+  /** A store shared by processes on many hosts (PostgreSQL): no directory beside it holds files. */
+  readonly shared?: boolean;
   /**
    * Keeps the KV taken for the whole of `fn` (a transaction: reads, then writes). `exclusive`:
    * a deploy operation, serialized against every other transaction of every process sharing

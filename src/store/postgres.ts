@@ -64,6 +64,7 @@ function asView(b: Buffer): Uint8Array {
 
 /** Advisory lock ids of this schema: `(hashtext(schema:what), n)`. */
 export class PgKV implements KV {
+  readonly shared = true;
   private readonly als = new AsyncLocalStorage<Tx>();
   private looks = 0;
   /** The catalog counter this process's catalog reflects. */

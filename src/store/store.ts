@@ -165,7 +165,7 @@ export class Store {
 
   /** A store over any KV (tests use this to inject faults); archive files go under `stateDir`. */
   static async over(kv: KV, stateDir: string): Promise<Store> {
-    const store = new Store(kv, true, stateDir);
+    const store = new Store(kv, true, kv.shared ? undefined : stateDir);
     await store.checkFormat(true);
     return store;
   }

@@ -126,8 +126,11 @@ describe('load', () => {
       const before = engine.catalog.snapshot();
       await rejects(engine.loadPackage({ path: v2.path }), 'store');
       assert.equal(engine.catalog.snapshot(), before);
-      assert.equal(existsSync(storedArchive(state, v2.version)), false, 'the archive file written before the failed batch is gone');
-      assert.deepEqual(readdirSync(path.join(state, 'archives')), [`${v1.version}.aion`]);
+      if (TEST_BACKEND === 'level') {
+        // Archive files exist beside a state directory only (PostgreSQL keeps them as rows).
+        assert.equal(existsSync(storedArchive(state, v2.version)), false, 'the archive file written before the failed batch is gone');
+        assert.deepEqual(readdirSync(path.join(state, 'archives')), [`${v1.version}.aion`]);
+      }
       assert.equal(new TextDecoder().decode(await engine.store.get(K.route('hello'))), v1.version);
       const retried = await engine.loadPackage({ path: v2.path });
       assert.equal(retried.freshly_loaded, true, 'nothing of the failed attempt stayed registered in the catalog');
@@ -140,7 +143,7 @@ describe('load', () => {
       kv.failBatches = 1;
       await rejects(engine.unloadWorkflowVersion('hello', v1.version), 'store');
       assert.ok(engine.catalog.get('hello', v1.version), 'a failed unload restores the version');
-      assert.ok(existsSync(storedArchive(state, v1.version)), 'a failed unload keeps the archive file');
+      if (TEST_BACKEND === 'level') assert.ok(existsSync(storedArchive(state, v1.version)), 'a failed unload keeps the archive file');
     } finally {
       await engine.close();
     }

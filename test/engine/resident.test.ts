@@ -60,6 +60,9 @@ class SlowKV implements KV {
   readonly entered = new Promise<void>((resolve) => (this.enter = resolve));
 
   constructor(private readonly inner: KV) {}
+  get shared(): boolean | undefined {
+    return this.inner.shared;
+  }
 
   static async open(stateDir: string): Promise<SlowKV> {
     return new SlowKV(await openTestKV(stateDir));

@@ -69,6 +69,10 @@ export class InstrumentedKV implements KV {
   batches: BatchOp[][] = [];
 
   constructor(private readonly inner: KV) {}
+  /** As the wrapped KV's: a shared store keeps its archives as rows. */
+  get shared(): boolean | undefined {
+    return this.inner.shared;
+  }
 
   static async open(stateDir: string): Promise<InstrumentedKV> {
     return new InstrumentedKV(await openTestKV(stateDir));
