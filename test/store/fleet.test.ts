@@ -56,7 +56,7 @@ describe('a fleet of three aion serve workers on PostgreSQL', { timeout: 120_000
   let hello2: Packed;
   let gated: Packed;
   const workers: Worker[] = [];
-  const op = (args: string[]) => aionAsync([...args, '--json'], { env: { AION_STORE: store } });
+  const op = (args: string[], json = true) => aionAsync(json ? [...args, '--json'] : args, { env: { AION_STORE: store } });
 
   before(async () => {
     const server = await pgServer();
@@ -100,6 +100,14 @@ describe('a fleet of three aion serve workers on PostgreSQL', { timeout: 120_000
     assert.equal(r.code, 0, r.stderr);
     const ids = (r.json.workers as { id: string; pid: number; host: string; runs: number }[]).map((w) => w.id).sort();
     assert.deepEqual(ids, workers.map((w) => w.id).sort());
+    // status and top show the same fleet (JSON `workers`, and a line of text).
+    for (const cmd of [['status'], ['top']]) {
+      const shown = await op(cmd);
+      assert.equal(shown.code, 0, shown.stderr);
+      assert.deepEqual((shown.json.workers as { id: string }[]).map((w) => w.id).sort(), ids, `${cmd[0]} --json lists the workers`);
+    }
+    const text = await op(['status'], false);
+    assert.match(text.stdout, /^fleet: 3 workers \(/m, text.stdout);
   });
 
   test('a route flip under concurrent starts: every start after load returns takes the new version', async (t) => {

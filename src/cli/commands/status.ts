@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
+import { fleetLine, fleetWorkers } from '../fleet.js';
 import { shortVersion } from '../render.js';
 import type { Register } from './index.js';
 
@@ -11,10 +12,13 @@ export interface StatusOptions {
 
 export async function runStatus(ctx: CommandContext, opts: StatusOptions): Promise<void> {
   const types = await withClient(ctx, { write: false, command: 'status' }, (client) => client.status({ workflow_type: opts.workflowType }));
+  // On a shared store: the fleet that executes these runs (`workers`, as aion workers lists them).
+  const workers = await fleetWorkers(ctx);
   const { out } = ctx;
   const { c } = out;
-  out.result({ types }, () => {
-    if (types.length === 0) return out.isTTY ? c.dim('no versions are loaded (aion load <archive>)') : '';
+  out.result(workers === undefined ? { types } : { types, workers }, () => {
+    const fleet = workers === undefined ? '' : `${fleetLine(workers)}\n\n`;
+    if (types.length === 0) return fleet + (out.isTTY ? c.dim('no versions are loaded (aion load <archive>)') : '');
     const v = (version: string) => c.cyan(shortVersion(out, version));
     const blocks = types.map((t) => {
       const running = (version: string) => {
@@ -33,7 +37,7 @@ export async function runStatus(ctx: CommandContext, opts: StatusOptions): Promi
       return lines.join('\n');
     });
     const next = out.isTTY ? '\n' + c.dim('next: aion ramp <type> <version> <percent> · aion route · aion wait ... --drained · aion prune') : '';
-    return blocks.join('\n\n') + next;
+    return fleet + blocks.join('\n\n') + next;
   });
 }
 

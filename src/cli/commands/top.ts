@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { action, type CommandContext } from '../context.js';
 import { withClient } from '../client.js';
+import { fleetLine, fleetWorkers } from '../fleet.js';
 import { usageError } from '../output.js';
 import { shortVersion, table, versionsTable, when } from '../render.js';
 import { statusText } from './show.js';
@@ -23,7 +24,9 @@ export async function runTop(ctx: CommandContext, opts: TopOptions): Promise<voi
       versions: await client.versions(),
       runs: await client.runs(),
     }));
-    out.result(snapshot, () => {
+    // On a shared store, the fleet too (`workers`, as aion workers lists them).
+    const workers = await fleetWorkers(ctx);
+    out.result(workers === undefined ? snapshot : { ...snapshot, workers }, () => {
       const { c } = out;
       const versions = snapshot.versions.length === 0
         ? 'no versions are loaded'
@@ -33,7 +36,7 @@ export async function runTop(ctx: CommandContext, opts: TopOptions): Promise<voi
         : table(out, ['WORKFLOW ID', 'TYPE', 'VERSION', 'STATUS', 'STARTED', 'UPDATED'], snapshot.runs.map((r) => [
             r.workflow_id, r.workflow_type, c.cyan(shortVersion(out, r.version)), statusText(out, r.status), when(out, r.started_at), when(out, r.updated_at),
           ]));
-      return `${versions}\n\n${runs}`;
+      return `${workers === undefined ? '' : `${fleetLine(workers)}\n\n`}${versions}\n\n${runs}`;
     });
     return;
   }
@@ -55,7 +58,9 @@ export async function runTop(ctx: CommandContext, opts: TopOptions): Promise<voi
       const versions = await client.versions();
       const runs = await client.runs();
       const server = (client as { server?: { pid: number } }).server;
-      return { versions, runs, at: Date.now(), via: server ? `aion serve (pid ${server.pid})` : 'embedded' };
+      const workers = await fleetWorkers(ctx);
+      const via = workers !== undefined ? fleetLine(workers) : server ? `aion serve (pid ${server.pid})` : 'embedded';
+      return { versions, runs, at: Date.now(), via };
     } finally {
       await client.close();
     }
