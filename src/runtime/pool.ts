@@ -259,7 +259,7 @@ class Lane {
 
 type Watch =
   | { kind: 'deadline'; thread: Thread; boundMs: number; at: number }
-  | { kind: 'progress'; thread: Thread; boundMs: number; growth: number; backstopGivesWay: boolean; last: number; since: number | undefined; sinceWall: number; rss: number; extensions: number };
+  | { kind: 'progress'; thread: Thread; boundMs: number; growth: number; givesWay: boolean; last: number; since: number | undefined; sinceWall: number; rss: number; extensions: number };
 
 /**
  * One timer for every request in flight (a timer per request cost more than a quick step):
@@ -280,13 +280,14 @@ class Watchdog {
   /**
    * Kills `thread` ('time') when it makes no step for `boundMs` of its CPU time where that can
    * be read (else wall time), with a wall-time backstop of three bounds. A step filling its heap
-   * may be slow to die of it (the collector thrashes near the limit): while the process grows by
-   * `growth` bytes, the step gets one more bound, so a heap overflow is reported as one.
+   * may be slow to die of it (the collector thrashes near the limit): with `givesWay` (a workflow
+   * step), once the process has grown by `growth` bytes, the step gets one more bound of each,
+   * so a heap overflow is reported as one. A verification, refused either way, gets none.
    */
-  progress(thread: Thread, boundMs: number, growth: number, backstopGivesWay: boolean): Watch {
+  progress(thread: Thread, boundMs: number, growth: number, givesWay: boolean): Watch {
     // Nothing is read when the step is quick (most are): the clocks start at the first tick
     // that sees no progress.
-    return this.add({ kind: 'progress', thread, boundMs, growth, backstopGivesWay, last: Atomics.load(thread.progress, 0), since: undefined, sinceWall: 0, rss: 0, extensions: 0 }, Math.max(5, Math.floor(boundMs / 4)));
+    return this.add({ kind: 'progress', thread, boundMs, growth, givesWay, last: Atomics.load(thread.progress, 0), since: undefined, sinceWall: 0, rss: 0, extensions: 0 }, Math.max(5, Math.floor(boundMs / 4)));
   }
 
   remove(watch: Watch): void {
@@ -325,12 +326,11 @@ class Watchdog {
         w.rss = process.memoryUsage.rss();
       } else if (Date.now() - w.sinceWall >= 3 * w.boundMs || clock() - w.since >= w.boundMs) {
         // The bound on CPU time, or the backstop: three bounds of wall time whatever the CPU
-        // clock says (a collector working on other threads, a thread starved of CPU). The bound
-        // gives way once to a heap that is filling up (so a heap overflow is reported as one),
-        // and so does the backstop of a workflow step (under load a filling heap outlasts it).
-        const backstop = Date.now() - w.sinceWall >= 3 * w.boundMs;
+        // clock says (a collector working on other threads, a thread starved of CPU). For a
+        // workflow step, both give way once to a heap that is filling up, so that a heap
+        // overflow is reported as one (under load a filling heap outlasts three bounds).
         const grown = process.memoryUsage.rss() - w.rss;
-        if (grown > w.growth && (!backstop || w.backstopGivesWay) && w.extensions++ < 1) {
+        if (w.givesWay && grown > w.growth && w.extensions++ < 1) {
           w.since = clock();
           w.sinceWall = Date.now();
           w.rss += grown;
@@ -503,7 +503,7 @@ export class CodePool {
       thread.post({ t: 'version', version: scratch, names: sources.names });
       let reply: Reply;
       try {
-        // A verification is refused whichever limit stops it: its backstop stays three bounds.
+        // A verification is refused whichever limit stops it: no bound of it gives way.
         reply = await this.watched(thread, this.limits.verifyTimeoutMs, (id) => ({ t: 'verify', id, version: scratch, entry, entryFunction, activities: [...activities] }), false);
       } finally {
         this.scratch.delete(scratch);
@@ -521,9 +521,9 @@ export class CodePool {
    * times per bound, so a hang is noticed within 1.25 bounds). The clock starts once the thread
    * is up: booting a fresh thread is not the code's time.
    */
-  private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker, backstopGivesWay = true): Promise<Reply> {
+  private async watched(thread: Thread, boundMs: number, make: (id: number) => ToWorker, givesWay = true): Promise<Reply> {
     await thread.ready;
-    const watch = this.watchdog.progress(thread, boundMs, (this.limits.workflowMemoryMb * 1024 * 1024) / 2, backstopGivesWay);
+    const watch = this.watchdog.progress(thread, boundMs, (this.limits.workflowMemoryMb * 1024 * 1024) / 2, givesWay);
     try {
       return await thread.request(make);
     } finally {
