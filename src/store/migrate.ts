@@ -3,10 +3,11 @@
 // hold nothing but a format record; a PostgreSQL target is written in ONE transaction (a
 // failure leaves it empty), a state directory in batches (a failure leaves a partial copy,
 // reported; the source is never written).
+import { closeSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { AionError } from '../errors.js';
 import { diagnose, type DoctorReport } from '../engine/doctor.js';
-import { FORMAT_KEY } from './keys.js'; // meta\x00… records (format, flush) are the store's own
+import { FORMAT_KEY, K } from './keys.js'; // meta\x00… records (format, flush) are the store's own
 import type { BatchOp } from './kv.js';
 import { Store } from './store.js';
 import { redactUrl } from './postgres-schema.js';
@@ -61,6 +62,24 @@ export async function migrateStore(from: string, to: string, options: { lockTime
         }
         if (ops.length > 0) await target.write(ops, { sync: false });
         copied += ops.length;
+        // A state directory keeps archives as files beside the database: a store without a
+        // directory (PostgreSQL) gets them as a row per package row, as it stores its own.
+        if (source.archives && !target.archives) {
+          for await (const k of source.keys(K.packageMetaRange())) {
+            const parts = k.split('\x00');
+            const [type, version] = [parts[parts.length - 2]!, parts[parts.length - 1]!];
+            const stored = source.archives.open(version);
+            if (!stored) continue; // a format-1 row: its archive row was copied above (or doctor says it is missing)
+            let bytes: Buffer;
+            try {
+              bytes = readFileSync(stored.file);
+            } finally {
+              closeSync(stored.fd);
+            }
+            await target.write([{ type: 'put', key: K.archive(type, version), value: bytes }], { sync: false });
+            copied++;
+          }
+        }
       };
       // One exclusive transaction on PostgreSQL (nothing visible until all is copied).
       await target.hold(copy, { exclusive: true });

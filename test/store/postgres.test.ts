@@ -9,7 +9,9 @@ import { parseStoreUrl } from '../../src/store/postgres-schema.js';
 import { openLevel } from '../../src/store/level.js';
 import { migrateStore } from '../../src/store/migrate.js';
 import { Store, putJSON } from '../../src/store/store.js';
+import { Engine } from '../../src/engine/engine.js';
 import { aion, tempDir } from '../helpers/cli.js';
+import { packFixture } from '../helpers/packages.js';
 import { dropSchema, freshSchema, pgServer, withSchema } from '../helpers/postgres.js';
 
 const code = (e: unknown) => (isAionError(e) ? e.code : String(e));
@@ -116,6 +118,31 @@ describe('the PostgreSQL store', () => {
     } finally {
       await again.close();
     }
+  });
+
+  test('migrate carries a loaded package: its archive file becomes a row there, and runs start on both sides', async (t) => {
+    if (skip) return t.skip(skip);
+    const hello = await packFixture('hello_v1', work.dir, 'mig-hello.aion');
+    const dir = path.join(work.dir, 'mig-pkg');
+    const start = async (options: { stateDir: string; store?: string }, id: string) => {
+      const engine = await Engine.open({ ...options, create: false, lockTimeoutMs: 5_000 });
+      try {
+        return (await engine.runs.start('hello', { name: id }, { workflowId: id })).status;
+      } finally {
+        await engine.close();
+      }
+    };
+    const engine = await Engine.open({ stateDir: dir, create: true, lockTimeoutMs: 5_000 });
+    await engine.loadPackage({ path: hello.path });
+    await engine.close();
+    const url = fresh();
+    const there = await migrateStore(dir, url, { lockTimeoutMs: 5_000 });
+    assert.deepEqual(there.doctor.problems, [], 'doctor finds the archive in PostgreSQL');
+    assert.equal(await start({ stateDir: path.join(work.dir, 'unused'), store: url }, 'on-pg'), 'completed');
+    const back = path.join(work.dir, 'mig-pkg-back');
+    const report = await migrateStore(url, back, { lockTimeoutMs: 5_000 });
+    assert.deepEqual(report.doctor.problems, [], 'and in the state directory it came back to');
+    assert.equal(await start({ stateDir: back }, 'back-home'), 'completed');
   });
 
   test('through bin/aion: bad --store, workers without a store, migrate misuse', async (t) => {
