@@ -11,6 +11,8 @@
 // outcome with `code: resource_exhausted` and the limit. Threads are respawned on demand.
 import { readFileSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import { AionError } from '../errors.js';
+import { applyJit } from './jit.cjs';
 
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux that Node supports. */
 const CLOCK_TICKS = 100;
@@ -361,10 +363,14 @@ export class CodePool {
   private readonly watchdog = new Watchdog();
   private closed = false;
 
+  /** Fails `usage` when AION_JIT names no mode (see jit.cts), before any thread starts. */
   constructor(
     readonly limits: PoolLimits,
     private readonly sources: SourcesOf,
-  ) {}
+  ) {
+    const jit = applyJit();
+    if ('problem' in jit) throw new AionError('usage', jit.problem, { hint: 'unset it, or set it to baseline or optimizing' });
+  }
 
   isResident(runId: string): boolean {
     const lane = this.home.get(runId);
