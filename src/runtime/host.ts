@@ -436,6 +436,33 @@ export class CodeHost {
     }
   }
 
+  /** Runs that ended in their last activation, whose slots the context still holds. */
+  private readonly ended: string[] = [];
+
+  /** Forgets a run that just ended; its slot goes at the next `tidy` (after the reply is out). */
+  private retire(runId: string): void {
+    if (this.runs.delete(runId)) this.ended.push(runId);
+  }
+
+  /**
+   * Drops the slots of runs that ended (see `retire`): the worker calls this once the activation's
+   * reply is posted, so the owner is not kept waiting for it; every activation begins with it.
+   * Never throws.
+   */
+  tidy(): void {
+    if (this.ended.length === 0) return;
+    const ids = this.ended.splice(0);
+    const shared = this.shared;
+    if (!shared) return;
+    try {
+      this.pump(shared, () => {
+        for (const id of ids) shared.api.dropRun(id);
+      });
+    } catch {
+      // A context that cannot even drop a run is abandoned by its owner.
+    }
+  }
+
   get residentRuns(): number {
     return this.runs.size;
   }
@@ -449,6 +476,7 @@ export class CodeHost {
    * from this host. Throws for a history that does not start with WorkflowStarted.
    */
   activate(runId: string, init: RunInit | undefined, events: readonly WorkflowEvent[]): Activation {
+    this.tidy();
     let run = this.runs.get(runId);
     if (run === undefined) {
       if (init === undefined) throw new Error(`run ${runId} is not resident in this code host`);
@@ -460,13 +488,14 @@ export class CodeHost {
     const ctx = this.contextFor(run.init.version);
     const machine = run;
     const failed = (error: ErrorInfo): Activation => {
-      this.dropRun(runId);
+      this.retire(runId);
       return { status: 'failed', commands: [], error };
     };
-    const step = (what: string, job: () => void): Activation | undefined => {
+    const step = (what: string, job: () => void, before?: () => void): Activation | undefined => {
       this.currentRun = machine;
       try {
         this.pump(ctx, () => {
+          before?.();
           ctx.api.enter(runId);
           job();
         });
@@ -509,13 +538,9 @@ export class CodeHost {
           activities: machine.init.activities === null ? null : [...machine.init.activities],
           info: { workflowId: machine.init.workflowId, runId, workflowType: machine.init.workflowType, version: machine.init.version },
         };
-        this.currentRun = machine;
-        try {
-          this.pump(ctx, () => ctx.api.createRun(runId, JSON.stringify(config)));
-        } finally {
-          this.currentRun = undefined;
-        }
-        const stopped = step('starting the workflow', () => ctx.api.start(json(event.input)));
+        // One entry into the context: the run's slot is made, then the code starts.
+        const configJson = JSON.stringify(config);
+        const stopped = step('starting the workflow', () => ctx.api.start(json(event.input)), () => ctx.api.createRun(runId, configJson));
         if (stopped !== undefined) return stopped;
         continue;
       }
@@ -582,7 +607,7 @@ export class CodeHost {
     const commands = machine.commands;
     machine.commands = [];
     if (machine.outcome !== undefined) {
-      this.dropRun(runId);
+      this.retire(runId);
       return { ...machine.outcome, commands };
     }
     return { status: 'blocked', commands };

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { AionError } from '../errors.js';
-import { applyJit } from './jit.cjs';
+import { applyJit } from '../jit.cjs';
 
 /** Kernel clock ticks per second (USER_HZ): 100 on every Linux that Node supports. */
 const CLOCK_TICKS = 100;
@@ -363,7 +363,7 @@ export class CodePool {
   private readonly watchdog = new Watchdog();
   private closed = false;
 
-  /** Fails `usage` when AION_JIT names no mode (see jit.cts), before any thread starts. */
+  /** Fails `usage` when AION_JIT names no mode (see src/jit.cts), before any thread starts. */
   constructor(
     readonly limits: PoolLimits,
     private readonly sources: SourcesOf,

@@ -47,6 +47,7 @@ port.on('message', (text: string) => {
         return;
       case 'activate':
         post({ t: 'reply', id: m.id, activation: host.activate(m.runId, m.init, m.events) });
+        host.tidy();
         return;
       case 'verify':
         post({ t: 'reply', id: m.id, problem: host.verify(m.version, m.entry, m.entryFunction, m.activities) });
