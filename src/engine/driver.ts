@@ -69,6 +69,20 @@ function isLeaseLost(error: unknown): boolean {
   return e?.name === 'LeaseLost' || e?.cause?.name === 'LeaseLost';
 }
 
+/** What the code host needs to run a run of `entry`. */
+function runInit(rec: RunRecord, entry: VersionEntry): RunInit {
+  const spec = specOf(entry);
+  return {
+    workflowId: rec.workflow_id,
+    runId: rec.run_id,
+    workflowType: rec.workflow_type,
+    version: rec.version,
+    entryModule: spec.entry_module,
+    entryFunction: spec.entry_function,
+    activities: spec.activities,
+  };
+}
+
 /** Another process moved the run on since this process last read it. */
 class StaleRun extends Error {}
 
@@ -178,8 +192,24 @@ export class Driver {
     void this.deps.code().then((c) => c.pool.dropRun(runId), () => undefined);
   }
 
-  /** Batch ops that start a run (record, WorkflowStarted, and what its state implies); with its record. */
-  startBatch(workflowId: string, runId: string, entry: VersionEntry, input: unknown, parent: RunRecord['parent'], continuedFrom?: string): { ops: BatchOp[]; rec: RunRecord; seed: () => void } {
+  /**
+   * Batch ops that start a run (record, WorkflowStarted, and what its state implies); with its
+   * record. `seed` (after the ops landed) makes the new run's state known here whole. With
+   * `early`, the run's first activation begins now, so that the workflow thread computes its
+   * first commands while the caller checks for a conflict and writes the start (the code has no
+   * effects: nothing it asks for happens before the batch that records it lands); a caller that
+   * does not write the start calls `discard`. Not on a shared store, where another worker may
+   * be the one to drive the run.
+   */
+  startBatch(
+    workflowId: string,
+    runId: string,
+    entry: VersionEntry,
+    input: unknown,
+    parent: RunRecord['parent'],
+    continuedFrom?: string,
+    early?: CodeAccess,
+  ): { ops: BatchOp[]; rec: RunRecord; seed: () => void; discard: () => void } {
     const at = Date.now();
     const started: WorkflowEvent = {
       type: 'WorkflowStarted',
@@ -207,9 +237,13 @@ export class Driver {
       events: 1,
     };
     const ops = [putJSON(K.event(runId, 0), started), putJSON(K.run(workflowId), rec), ...indexDelta(new Map(), impliedIndex(rec, emptyFold()))];
+    const first = early && !this.deps.mayDrive ? early.pool.activate(runId, runInit(rec, entry), [started]) : undefined;
+    first?.catch(() => undefined); // its failure is the first step's to report (a closed pool)
     // Once written: the new run's state is known whole, so its first step reads nothing back.
-    const seed = () => this.deps.live.keep(workflowId, { rec, fold: emptyFold(), pending: [started], epoch: this.deps.store.epoch, deaths: 0, complete: true });
-    return { ops, rec, seed };
+    const seed = () => this.deps.live.keep(workflowId, { rec, fold: emptyFold(), pending: [started], epoch: this.deps.store.epoch, deaths: 0, complete: true, first });
+    // Not written: whatever the early activation left resident goes.
+    const discard = () => void first?.then(() => early!.pool.dropRun(runId), () => undefined);
+    return { ops, rec, seed, discard };
   }
 
   /** A loaded (type, version), waiting out an unload's swap-out window (it may be restored). */
@@ -320,20 +354,16 @@ export class Driver {
     const events = resident || state.complete ? [...state.pending, ...produced] : [...(await this.readHistory(rec.run_id)), ...produced];
     state.complete = false;
     if (resident && events.length === 0) return false;
-    const spec = specOf(entry);
-    const init: RunInit = {
-      workflowId: rec.workflow_id,
-      runId: rec.run_id,
-      workflowType: rec.workflow_type,
-      version: rec.version,
-      entryModule: spec.entry_module,
-      entryFunction: spec.entry_function,
-      activities: spec.activities,
-    };
+    // The first activation, begun with the start (startBatch), is this one when nothing came
+    // since; else it is dropped and this one replays from WorkflowStarted.
+    const first = state.first;
+    state.first = undefined;
+    const early = first !== undefined && events.length === 1 && events[0]!.type === 'WorkflowStarted';
+    if (first !== undefined && !early) await first.then(() => pool.dropRun(rec.run_id), () => undefined);
     // A run whose thread died under it is replayed alone, in a thread of its own: a limit it
     // hits there is its own (in the shared thread a neighbour's growth or stall may have been).
     const isolated = state.deaths > 0;
-    const result = await pool.activate(rec.run_id, init, events, { isolated });
+    const result = early ? await first! : await pool.activate(rec.run_id, runInit(rec, entry), events, { isolated });
     state.pending = [];
     if ('lost' in result) {
       if (state.deaths++ === 0) return true;

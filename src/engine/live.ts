@@ -6,6 +6,7 @@
 // from its history when it next runs.
 import type { RunFold, RunRecord } from './run-state.js';
 import type { WorkflowEvent } from '../runtime/history.js';
+import type { ActivationResult } from '../runtime/pool.js';
 
 export interface LiveRun {
   workflowId: string;
@@ -26,6 +27,8 @@ export interface RunState {
   deaths: number;
   /** `pending` is the run's whole history (a run just started here): no need to read it back. */
   complete?: boolean;
+  /** The run's first activation, begun before its start was written (Driver.startBatch). */
+  first?: Promise<ActivationResult>;
 }
 
 export const DEFAULT_MAX_RESIDENT = 5000;
@@ -65,7 +68,7 @@ export class LiveRuns {
 
   clear(): void {
     this.live.clear();
-    for (const state of this.states.values()) this.onEvict?.(state.rec.run_id);
+    for (const state of this.states.values()) this.release(state);
     this.states.clear();
   }
 
@@ -86,7 +89,7 @@ export class LiveRuns {
     while (this.states.size > Math.max(1, this.maxResident)) {
       const [oldest, evicted] = this.states.entries().next().value as [string, RunState];
       this.states.delete(oldest);
-      this.onEvict?.(evicted.rec.run_id);
+      this.release(evicted);
     }
   }
 
@@ -94,7 +97,20 @@ export class LiveRuns {
     const state = this.states.get(workflowId);
     if (state === undefined) return;
     this.states.delete(workflowId);
-    this.onEvict?.(state.rec.run_id);
+    this.release(state);
+  }
+
+  /**
+   * A state leaves the cache: its code slot goes too, and so does the slot an early first
+   * activation (RunState.first) that no step has taken yet leaves once it is done.
+   */
+  private release(state: RunState): void {
+    const runId = state.rec.run_id;
+    this.onEvict?.(runId);
+    const first = state.first;
+    if (first === undefined) return;
+    state.first = undefined;
+    void first.then(() => this.onEvict?.(runId), () => undefined);
   }
 
   get cached(): number {

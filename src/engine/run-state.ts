@@ -88,12 +88,26 @@ export function impliedIndex(rec: Pick<RunRecord, 'workflow_id' | 'run_id' | 'wo
   return entries;
 }
 
+/** Whether two index values are equal: flat objects of primitives compared key by key (no JSON text per step). */
+function sameEntry(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = (a as Record<string, unknown>)[k];
+    const y = (b as Record<string, unknown>)[k];
+    if (x !== y && (typeof x !== 'object' || typeof y !== 'object' || JSON.stringify(x) !== JSON.stringify(y))) return false;
+  }
+  return true;
+}
+
 /** Ops that move the index from `before` to `after` (puts for new or changed entries, dels for gone ones). */
 export function indexDelta(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): BatchOp[] {
   const ops: BatchOp[] = [];
   for (const [key, value] of after) {
     const old = before.get(key);
-    if (old === undefined || JSON.stringify(old) !== JSON.stringify(value)) ops.push(putJSON(key, value));
+    if (old === undefined || !sameEntry(old, value)) ops.push(putJSON(key, value));
   }
   for (const key of before.keys()) if (!after.has(key)) ops.push(del(key));
   return ops;

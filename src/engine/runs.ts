@@ -107,20 +107,30 @@ export class RunManager {
               // The transaction may have reloaded the catalog (another process deployed): a
               // start records the version the committed route names, or resolves again.
               if (catalog.startEntry(workflowType, id)?.version !== pin.entry.version) return RESOLVE_AGAIN;
-              const existing = await this.getRun(id);
-              // A generated id that names an existing workflow (any status) is drawn again:
-              // reusing it would replace that workflow's record.
-              if (existing && generated && attempt < 5) return undefined;
-              if (existing && existing.status === 'running') {
-                throw new AionError('conflict', `workflow '${id}' is already running (run ${existing.run_id} on version ${existing.version.slice(0, 12)})`, {
-                  details: { workflow_id: id, run_id: existing.run_id },
-                  hint: `pick another --id, or wait for it to finish (aion show ${id})`,
-                });
-              }
+              // The run's first activation begins now, beside the conflict check and the write
+              // (startBatch); it is discarded unless the start is written.
               const newRunId = randomUUID();
-              faultPoint('start.before-write');
-              const { ops, seed } = this.driver.startBatch(id, newRunId, pin.entry, input, null);
-              await store.write(ops, { sync: false });
+              const { ops, seed, discard } = this.driver.startBatch(id, newRunId, pin.entry, input, null, undefined, code);
+              try {
+                const existing = await this.getRun(id);
+                // A generated id that names an existing workflow (any status) is drawn again:
+                // reusing it would replace that workflow's record.
+                if (existing && generated && attempt < 5) {
+                  discard();
+                  return undefined;
+                }
+                if (existing && existing.status === 'running') {
+                  throw new AionError('conflict', `workflow '${id}' is already running (run ${existing.run_id} on version ${existing.version.slice(0, 12)})`, {
+                    details: { workflow_id: id, run_id: existing.run_id },
+                    hint: `pick another --id, or wait for it to finish (aion show ${id})`,
+                  });
+                }
+                faultPoint('start.before-write');
+                await store.write(ops, { sync: false });
+              } catch (error) {
+                discard();
+                throw error;
+              }
               faultPoint('start.after-write');
               this.deps.live.forget(id);
               this.driver.forgetEnded(id);
