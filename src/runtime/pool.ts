@@ -377,6 +377,13 @@ export class CodePool {
     return lane !== undefined && lane.runs.has(runId);
   }
 
+  /** Activations and verifications queued or running in workflow threads. */
+  get inFlight(): number {
+    let n = 0;
+    for (const lane of this.lanes) n += lane.waiting;
+    return n;
+  }
+
   get residentCount(): number {
     let n = 0;
     for (const lane of this.lanes) n += lane.runs.size;

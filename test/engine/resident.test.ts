@@ -22,6 +22,7 @@ let globals: Packed;
 let hello1: Packed;
 let hello2: Packed;
 let parent: Packed;
+let approval: Packed;
 
 before(async () => {
   work = tempDir();
@@ -30,6 +31,7 @@ before(async () => {
   hello1 = await packFixture('hello_v1', work.dir, 'hello-1.aion');
   hello2 = await packFixture('hello_v2', work.dir, 'hello-2.aion');
   parent = await packFixture('parent', work.dir);
+  approval = await packFixture('approval', work.dir);
 });
 after(() => work.cleanup());
 
@@ -172,6 +174,49 @@ describe('resident runs', () => {
       assert.equal(history.at(-1)!.type, 'WorkflowCompleted');
     } finally {
       kv.failAfter = Infinity;
+      await engine.close();
+    }
+  });
+});
+
+describe('a start begins its first activation before it is written', () => {
+  /** The workflow thread's resident runs once no activation is in flight (and drops are done). */
+  async function residentSettled(engine: Engine): Promise<number> {
+    const pool = await (engine as unknown as { pool(): Promise<{ residentCount: number; inFlight: number }> }).pool();
+    for (let i = 0; i < 500 && pool.inFlight > 0; i++) await sleep(5);
+    await sleep(20); // a discard drops the slot once the activation's promise has settled
+    return pool.residentCount;
+  }
+
+  test('a start refused as a conflict, or whose write fails, leaves no run resident; the next start runs', async () => {
+    const state = path.join(work.dir, 'early-discard');
+    const kv = await InstrumentedKV.open(state);
+    const engine = await Engine.open({ stateDir: state, create: true, lockTimeoutMs: 5_000, kv, onWarning: () => {} });
+    try {
+      keepResident(engine);
+      await engine.loadPackage({ path: approval.path });
+      assert.equal((await engine.runs.start('approval', 1, { workflowId: 'a1' })).status, 'running');
+      assert.equal(await residentSettled(engine), 1, 'a1 is parked on its signal, resident');
+
+      // The second start of a1 is a conflict: its early activation (a run of its own, parked on
+      // the same signal) must not stay behind.
+      await assert.rejects(engine.runs.start('approval', 2, { workflowId: 'a1' }), (e: unknown) => isAionError(e) && e.code === 'conflict');
+      assert.equal(await residentSettled(engine), 1, 'the refused start left a run resident');
+
+      // A start whose write fails: `store`, nothing recorded, nothing resident.
+      kv.failWhen = (ops) => ops.some((op) => op.key === K.run('a2'));
+      await assert.rejects(engine.runs.start('approval', 3, { workflowId: 'a2' }), (e: unknown) => isAionError(e) && e.code === 'store');
+      kv.failWhen = undefined;
+      assert.equal(await engine.runs.getRun('a2'), undefined);
+      assert.equal(await residentSettled(engine), 1, 'the start that was not written left a run resident');
+
+      // Both run as if nothing had happened.
+      assert.equal((await engine.runs.start('approval', 4, { workflowId: 'a2' })).status, 'running');
+      assert.equal((await engine.runs.signal('a2', 'approve', 'yes')).status, 'completed');
+      assert.equal((await engine.runs.signal('a1', 'approve', 'no')).status, 'completed');
+      assert.deepEqual([(await engine.runs.show('a1')).result, (await engine.runs.show('a2')).result].map((r) => (r as { request: unknown; decision: unknown }).request), [1, 4]);
+      assert.equal(await residentSettled(engine), 0);
+    } finally {
       await engine.close();
     }
   });
