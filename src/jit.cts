@@ -1,6 +1,5 @@
-// How far V8 optimises this process's JavaScript: the one definition, applied by bin/aion before
-// it compiles the CLI and by the code pool (for engines opened in-process, as the tests and the
-// benchmarks do). CommonJS, so that bin/aion can require it before anything else loads.
+// How far V8 optimises this process's JavaScript: the one definition, applied by the code pool
+// as it starts the threads that run workflow code (CLI commands and in-process engines alike).
 //
 // AION_JIT=baseline (the default): no optimising compiler (V8's --max-opt=1: the interpreter and
 // the Sparkplug baseline compiler only). The engine's own code is glue around the store and the
@@ -12,9 +11,13 @@
 // activity runs about 3.5 times slower, object-heavy code about 1.5 times.
 // AION_JIT=optimizing: V8's default tiers, for activities that compute more than they wait.
 //
-// Process-wide (V8 flags cannot differ between threads), set once, never undone: V8 keys its
-// code cache by the flags, so bin/aion sets them before it reads its cache, and a flag changed
-// afterwards would make every later start reject the cache written under it.
+// Process-wide (V8 flags cannot differ between threads), set once, never undone, and only by a
+// process that runs workflow code (the code pool applies it as it starts): a command that only
+// reads the state directory starts as fast as before (a process's first 100 ms gain nothing
+// from TurboFan either, but changing flags costs their caches). V8 keys its code cache by the
+// flags, so a process that changed them marks it (FLAGS_CHANGED on globalThis) and bin/aion
+// then does not write its cache at exit: one made under the new flags would be rejected by
+// every later start, which reads it under the old ones.
 
 export type JitMode = 'baseline' | 'optimizing';
 
@@ -28,6 +31,9 @@ export function jitMode(env: NodeJS.ProcessEnv = process.env): { mode: JitMode }
   return { problem: `AION_JIT must be 'baseline' or 'optimizing', not '${value.replace(/[^\x20-\x7e]/g, '?').slice(0, 40)}'` };
 }
 
+/** Set on globalThis (to true) once this process has changed V8's flags: see above. */
+export const FLAGS_CHANGED = Symbol.for('aion.v8-flags-changed');
+
 let applied: JitMode | undefined;
 
 /**
@@ -39,7 +45,10 @@ export function applyJit(env: NodeJS.ProcessEnv = process.env): { mode: JitMode 
   const wanted = jitMode(env);
   if ('problem' in wanted) return wanted;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  if (wanted.mode === 'baseline') (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--max-opt=1');
+  if (wanted.mode === 'baseline') {
+    (globalThis as Record<symbol, unknown>)[FLAGS_CHANGED] = true;
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--max-opt=1');
+  }
   applied = wanted.mode;
   return wanted;
 }
