@@ -23,6 +23,7 @@ import { del, printableKey, putJSON, type Store } from '../store/store.js';
 import type { BatchOp } from '../store/kv.js';
 import type { WorkflowEvent } from '../runtime/history.js';
 import { rowProblem, type PackageRow } from './restore.js';
+import { workflowSpec } from '../package/manifest.js';
 import { foldHistory, impliedIndex, type RunRecord } from './run-state.js';
 
 export interface DoctorProblem {
@@ -116,7 +117,8 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
     }
     if (rowIssue !== undefined) {
       // The archive is the authority: a row that can be rebuilt from a verifying archive is.
-      const rebuild = pkg && !archiveIssue && HASH.test(version) && pkg.manifest.workflow_type === type ? [putJSON(k, rowFromPackage(pkg))] : undefined;
+      const row = pkg && !archiveIssue && HASH.test(version) ? rowFromPackage(pkg, type) : undefined;
+      const rebuild = row ? [putJSON(k, row)] : undefined;
       problem('corrupt_package_row', k, `package row of ${label} is unusable (${rowIssue}); the version is invisible until it is repaired${rebuild ? ' (rebuildable from its archive)' : ''}`, rebuild);
       if (rebuild) loaded.add(`${type}\x00${version}`);
       continue;
@@ -299,14 +301,25 @@ export async function diagnose(store: Store, options: { repair?: boolean } = {})
   return { ok: problems.length === repaired.length, problems, repaired };
 }
 
-function rowFromPackage(pkg: { manifest: PackageRow['manifest']; version: string; manifestDigest: string; moduleNames: string[]; archiveBytes: number }): PackageRow {
+/**
+ * The row of one workflow type of a verified package (its own type, or one of its additional
+ * ones, as a load writes them), or undefined when the package does not export `type`.
+ */
+function rowFromPackage(pkg: { manifest: PackageRow['manifest']; version: string; manifestDigest: string; moduleNames: string[]; archiveBytes: number }, type: string): PackageRow | undefined {
+  let spec;
+  try {
+    spec = workflowSpec(pkg.manifest, type);
+  } catch {
+    return undefined; // malformed additional workflows: nothing to rebuild from
+  }
+  if (spec === undefined) return undefined;
   return {
-    workflow_type: pkg.manifest.workflow_type,
+    workflow_type: type,
     version: pkg.version,
     manifest: pkg.manifest,
     manifest_digest: pkg.manifestDigest,
-    deployed_entry_module: `${pkg.manifest.entry_module}$${pkg.version}`,
-    entry_function: pkg.manifest.entry_function,
+    deployed_entry_module: `${spec.entry_module}$${pkg.version}`,
+    entry_function: spec.entry_function,
     loaded_at: new Date().toISOString(),
     module_names: [...pkg.moduleNames],
     archive_bytes: pkg.archiveBytes,

@@ -80,6 +80,28 @@ test('corrupt state: a damaged package row', async () => {
   assert.equal(again.stderr, '');
 });
 
+test('corrupt state: a damaged row of an additional type of a package is rebuilt from its archive', async () => {
+  const family = await packFixture('family_v1', root);
+  const dir = path.join(root, 'family-row');
+  assert.equal((await aion(dir, 'load', family.path)).code, 0);
+  const key = `pkg\x00family_echo\x00${family.version}`;
+  await mutate(dir, (db) => db.put(key, enc.encode('{"not a row')));
+  stats.faults++;
+  const doctor = await aion(dir, 'doctor');
+  assert.equal(doctor.code, 10);
+  assert.deepEqual(doctorProblems(doctor).map((p) => [p.kind, p.repairable]), [['corrupt_package_row', true]]);
+  const repair = await aion(dir, 'doctor', '--repair');
+  assert.equal(repair.code, 0, repair.stdout);
+  assert.equal((await aion(dir, 'doctor')).code, 0);
+  const versions = await aion(dir, 'versions', 'family_echo');
+  assert.equal(versions.json.versions.length, 1, 'the rebuilt row makes the type visible again');
+  assert.equal(versions.json.versions[0].deployed_entry_module, `family@echo$${family.version}`, "the row names the type's own entry, not the package's");
+  const run = await aion(dir, 'start', 'family_echo', '--input', '"hi"');
+  assert.equal(run.code, 0, run.stdout);
+  assert.equal(run.json.status, 'completed');
+  assert.deepEqual((await aion(dir, 'show', run.json.workflow_id)).json.result, { echo: 'hi' });
+});
+
 test('corrupt state: a route pointer to a missing version', async () => {
   const dir = await damaged((db) => db.put('route\x00hello', enc.encode('f'.repeat(64))));
   const versions = await aion(dir, 'versions');
