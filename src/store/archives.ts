@@ -10,7 +10,7 @@
 // Callers hold the state directory (its LevelDB lock) while writing or removing, so no other
 // process can see a file between its write and its batch, and two writers never race on one.
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsConstants, fstatSync, fsyncSync, mkdirSync, openSync, read, readdirSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, mkdirSync, openSync, read, readdirSync } from 'node:fs';
 import { open, rename, statfs, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AionError } from '../errors.js';
@@ -70,7 +70,7 @@ export class ArchiveFiles {
     const temp = path.join(this.dir, `${TEMP_PREFIX}${version.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
     let created = false;
     try {
-      this.ensureDir();
+      await this.ensureDir();
       const out = await open(temp, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL, 0o600);
       created = true;
       try {
@@ -96,7 +96,7 @@ export class ArchiveFiles {
       faultPoint('load.archive-synced');
       await rename(temp, target);
       created = false;
-      syncDir(this.dir);
+      await syncDir(this.dir);
     } catch (error) {
       if (created) await unlink(temp).catch(() => {});
       if (error instanceof AionError) throw error;
@@ -123,14 +123,14 @@ export class ArchiveFiles {
   }
 
   /** Creates the archives directory (0700) when missing, and makes its entry durable. */
-  private ensureDir(): void {
+  private async ensureDir(): Promise<void> {
     try {
       mkdirSync(this.dir, { mode: 0o700 });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return;
       throw error;
     }
-    syncDir(this.stateDir);
+    await syncDir(this.stateDir);
   }
 
   /**
@@ -175,7 +175,7 @@ export class ArchiveFiles {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw new AionError('store', `could not remove ${path.join(this.dir, name)}: ${(error as Error).message}`, { cause: error });
     }
-    syncDir(this.dir);
+    await syncDir(this.dir);
   }
 
   /** The archives directory's files by kind (empty when it does not exist). */
@@ -226,14 +226,15 @@ function readAt(fd: number, buffer: Buffer, length: number, position: number): P
  * cannot sync a directory at all (EINVAL, ENOTSUP, EISDIR, EPERM) is taken as it is; any other
  * failure (EIO) is thrown.
  */
-function syncDir(dir: string): void {
-  const fd = openSync(dir, fsConstants.O_RDONLY);
+async function syncDir(dir: string): Promise<void> {
+  // On the thread pool: an fsync can take milliseconds, and runs keep going meanwhile.
+  const handle = await open(dir, fsConstants.O_RDONLY);
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'EINVAL' && code !== 'ENOTSUP' && code !== 'EISDIR' && code !== 'EPERM') throw error;
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
 }

@@ -269,8 +269,9 @@ export class Store {
 
   private async writeBatch(ops: BatchOp[], options: { sync: boolean }): Promise<void> {
     try {
-      if (!options.sync) this.dirty = true;
       await this.kv.batch(ops, options);
+      // Pending once it has landed: only a synchronous write issued after that covers it.
+      if (!options.sync) this.dirty = true;
     } catch (error) {
       throw new AionError('store', `could not write the state directory: ${(error as Error).message}`, { cause: error });
     }
@@ -310,16 +311,33 @@ export class Store {
     return this.kv.hold ? this.kv.hold(fn, options) : fn();
   }
 
+  /** An unsynchronized write has landed since the last flush was issued. */
   private dirty = false;
+  /** The flush issued last, while it is in flight. */
+  private flushing: Promise<void> | undefined;
 
   /**
-   * Makes every write so far durable (one synchronous write; nothing when nothing is pending).
-   * Concurrent callers share one flush. Fails `store` like `write`.
+   * Makes every write that has landed durable: one synchronous write, shared by the callers that
+   * come while it is in flight and have nothing newer (a flush issued after their writes landed
+   * covers them, so they wait for that one; returning before it lands would report a write that
+   * a power loss can still take). Nothing when nothing is pending. Fails `store` like `write`,
+   * and then the writes stay pending for the next flush.
    */
-  async flush(): Promise<void> {
-    if (!this.dirty) return;
+  flush(): Promise<void> {
+    if (!this.dirty) return this.flushing ?? Promise.resolve();
     this.dirty = false;
-    await this.write([putJSON(FLUSH_KEY, { at: Date.now() })], { sync: true });
+    const flushing = this.write([putJSON(FLUSH_KEY, { at: Date.now() })], { sync: true }).then(
+      () => {
+        if (this.flushing === flushing) this.flushing = undefined;
+      },
+      (error: unknown) => {
+        this.dirty = true;
+        if (this.flushing === flushing) this.flushing = undefined;
+        throw error;
+      },
+    );
+    this.flushing = flushing;
+    return flushing;
   }
 
   /** The ramps: workflow type → {version, percent}; an unparsable one goes to `onCorrupt`. */
