@@ -5,7 +5,8 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { Store, putJSON } from '../../src/store/store.js';
-import type { BatchOp, KV, RangeOptions } from '../../src/store/kv.js';
+import type { BatchOp } from '../../src/store/kv.js';
+import { InstrumentedKV } from '../engine/support.js';
 import { openLevel } from '../../src/store/level.js';
 import { tempDir } from '../helpers/cli.js';
 
@@ -15,33 +16,17 @@ after(() => work.cleanup());
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A KV whose synchronous batches land `syncMs` late, failing while `failSync` is set; it logs when each batch lands. */
-class SlowSyncKV implements KV {
+class SlowSyncKV extends InstrumentedKV {
   syncMs = 150;
   failSync = false;
   readonly landed: { sync: boolean; keys: string[] }[] = [];
-  constructor(private readonly inner: KV) {}
-  get(key: string) {
-    return this.inner.get(key);
-  }
-  getMany(keys: string[]) {
-    return this.inner.getMany(keys);
-  }
-  async batch(ops: BatchOp[], options: { sync: boolean }) {
+  override async batch(ops: BatchOp[], options: { sync: boolean }) {
     if (options.sync) {
       await sleep(this.syncMs);
       if (this.failSync) throw new Error('injected: the disk refused the synchronous write');
     }
-    await this.inner.batch(ops, options);
+    await super.batch(ops, options);
     this.landed.push({ sync: options.sync, keys: ops.map((op) => op.key) });
-  }
-  entries(range: RangeOptions) {
-    return this.inner.entries(range);
-  }
-  keys(range: RangeOptions) {
-    return this.inner.keys(range);
-  }
-  close() {
-    return this.inner.close();
   }
 }
 
