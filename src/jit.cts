@@ -15,9 +15,9 @@
 // process that runs workflow code (the code pool applies it as it starts): a command that only
 // reads the state directory starts as fast as before (a process's first 100 ms gain nothing
 // from TurboFan either, but changing flags costs their caches). V8 keys its code cache by the
-// flags, so a process that changed them marks it (FLAGS_CHANGED on globalThis) and bin/aion
-// then does not write its cache at exit: one made under the new flags would be rejected by
-// every later start, which reads it under the old ones.
+// flags, so bin/aion writes a cache it has to write just before they change (it leaves a
+// function at BEFORE_FLAGS on globalThis) and never after (FLAGS_CHANGED): one made under the
+// new flags would be rejected by every later start, which reads it under the old ones.
 
 export type JitMode = 'baseline' | 'optimizing';
 
@@ -33,6 +33,8 @@ export function jitMode(env: NodeJS.ProcessEnv = process.env): { mode: JitMode }
 
 /** Set on globalThis (to true) once this process has changed V8's flags: see above. */
 export const FLAGS_CHANGED = Symbol.for('aion.v8-flags-changed');
+/** Where bin/aion leaves what to do just before the flags change (write its code cache). */
+export const BEFORE_FLAGS = Symbol.for('aion.before-v8-flags');
 
 let applied: JitMode | undefined;
 
@@ -46,6 +48,14 @@ export function applyJit(env: NodeJS.ProcessEnv = process.env): { mode: JitMode 
   if ('problem' in wanted) return wanted;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   if (wanted.mode === 'baseline') {
+    const before = (globalThis as Record<symbol, unknown>)[BEFORE_FLAGS];
+    if (typeof before === 'function') {
+      try {
+        before();
+      } catch {
+        // Only speed is at stake (a code cache not written).
+      }
+    }
     (globalThis as Record<symbol, unknown>)[FLAGS_CHANGED] = true;
     (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--max-opt=1');
   }

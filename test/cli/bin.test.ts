@@ -85,15 +85,31 @@ describe('bin/aion picks what to run', () => {
     assert.ok(readFileSync(cache).equals(plain), 'the default cache is untouched');
   });
 
-  test('a command that changed V8\'s flags (it ran workflow code: src/jit.cts) leaves the cache unwritten', () => {
+  test("a command that changes V8's flags (it runs workflow code: src/jit.cts) writes the cache just before, never after", () => {
     layout(-1000);
-    writeFileSync(bundle, "globalThis[Symbol.for('aion.v8-flags-changed')] = true; process.stdout.write('changed');\n");
+    // As jit.cts does: bin/aion's hook first, then the mark, then the flags.
+    writeFileSync(
+      bundle,
+      "const before = globalThis[Symbol.for('aion.before-v8-flags')]; if (typeof before === 'function') before(); globalThis[Symbol.for('aion.v8-flags-changed')] = true; require('node:v8').setFlagsFromString('--max-opt=1'); process.stdout.write('changed');\n",
+    );
     utimesSync(bundle, Date.now() / 1000 + 1, Date.now() / 1000 + 1);
     rmSync(cache, { force: true });
     const r = run();
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'changed');
-    assert.ok(!existsSync(cache), 'no cache made under flags that the next start would not have');
+    assert.ok(existsSync(cache), 'the cache was written before the flags changed');
+    const made = statSync(cache).ino;
+    // The next start reads it under the old flags: accepted, so not written again (a rewrite
+    // renames a new file into place).
+    const again = run();
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(statSync(cache).ino, made, 'the cache is valid for the next start (V8 did not reject it)');
+    // A command that changes the flags without a cache to write (the hook's absence) leaves none.
+    rmSync(cache, { force: true });
+    writeFileSync(bundle, "globalThis[Symbol.for('aion.v8-flags-changed')] = true; process.stdout.write('marked');\n");
+    utimesSync(bundle, Date.now() / 1000 + 2, Date.now() / 1000 + 2);
+    assert.equal(run().stdout, 'marked');
+    assert.ok(!existsSync(cache), 'no cache made after the flags changed');
   });
 
   test("the bundle's import() of modules outside it works, with and without the code cache", () => {
