@@ -88,18 +88,17 @@ export function impliedIndex(rec: Pick<RunRecord, 'workflow_id' | 'run_id' | 'wo
   return entries;
 }
 
-/** Whether two index values are equal: flat objects of primitives compared key by key (no JSON text per step). */
+/**
+ * Whether two index values are equal, without JSON text per step: they are flat objects of
+ * strings (`{run_id}`, `{recorded_by}`), compared key by key. Anything else counts as changed,
+ * which costs at most a put of the same value.
+ */
 function sameEntry(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
   const ka = Object.keys(a);
   if (ka.length !== Object.keys(b).length) return false;
-  for (const k of ka) {
-    const x = (a as Record<string, unknown>)[k];
-    const y = (b as Record<string, unknown>)[k];
-    if (x !== y && (typeof x !== 'object' || typeof y !== 'object' || JSON.stringify(x) !== JSON.stringify(y))) return false;
-  }
-  return true;
+  return ka.every((k) => (a as Record<string, unknown>)[k] === (b as Record<string, unknown>)[k]);
 }
 
 /** Ops that move the index from `before` to `after` (puts for new or changed entries, dels for gone ones). */

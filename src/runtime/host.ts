@@ -425,15 +425,10 @@ export class CodeHost {
     return this.runs.has(runId);
   }
 
-  /** Forgets a run (evicted, or ended). Never throws. */
+  /** Forgets a run (evicted, or ended) and drops its slot now. Never throws. */
   dropRun(runId: string): void {
-    if (!this.runs.delete(runId) || !this.shared) return;
-    const shared = this.shared;
-    try {
-      this.pump(shared, () => shared.api.dropRun(runId));
-    } catch {
-      // A context that cannot even drop a run is abandoned by its owner.
-    }
+    this.retire(runId);
+    this.tidy();
   }
 
   /** Runs that ended in their last activation, whose slots the context still holds. */
